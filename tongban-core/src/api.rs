@@ -1,0 +1,302 @@
+//! The operator-facing gRPC services every node serves: `tongban.v1.Node` (status, lag, alarms)
+//! and `tongban.v1.Catalogue` (import at the county; list, show and versions everywhere). Each
+//! RPC checks the caller's certificate first; handlers contain no SQL — they call the store.
+
+use std::sync::Arc;
+
+use tongban_proto::v1::{self as pb, catalogue_server, node_server};
+use tonic::{Request, Response, Status};
+
+use crate::catalogue::import;
+use crate::catalogue::model::Item;
+use crate::hlc::wall_ms;
+use crate::ids::{NodeId, Tier};
+use crate::pki::Principal;
+use crate::store::{LinkRole, Store, StoreError};
+use crate::sync::LinkRegistry;
+use crate::tls::peer_principal;
+
+/// Largest catalogue file accepted by `Import`.
+pub const MAX_IMPORT_BYTES: usize = import::MAX_IMPORT_BYTES;
+
+/// Items per page when the caller does not say; and the most it may ask for.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+fn internal(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    Status::internal(e.to_string())
+}
+
+/// The caller must be an operator whose place is this node or above it.
+fn require_operator<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
+    let principal = peer_principal(request)?;
+    match &principal {
+        Principal::Operator { place, .. } if place.contains(here.as_str()) => Ok(principal),
+        Principal::Operator { place, .. } => Err(Status::permission_denied(format!(
+            "operator of {place} may not act at node {here}, which is outside {place}"
+        ))),
+        other => Err(Status::permission_denied(format!(
+            "{other} is not an operator; this service needs an operator certificate"
+        ))),
+    }
+}
+
+/// Shared state of the operator services.
+#[derive(Clone)]
+pub struct OperatorApi {
+    pub store: Arc<Store>,
+    pub links: Arc<LinkRegistry>,
+}
+
+#[tonic::async_trait]
+impl node_server::Node for OperatorApi {
+    async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
+        require_operator(&request, self.store.node())?;
+        let node = self.store.node();
+        let head = self.store.catalogue_head().await;
+        let now = wall_ms() as i64;
+        let mut links = Vec::new();
+        for cursor in self.store.links().await.map_err(internal)? {
+            let totals = self.store.link_totals(&cursor).await.map_err(internal)?;
+            links.push(pb::LinkStatus {
+                connected: self.links.is_connected(&cursor.peer),
+                peer_id: cursor.peer,
+                role: match cursor.role {
+                    LinkRole::Parent => pb::LinkRole::Parent as i32,
+                    LinkRole::Child => pb::LinkRole::Child as i32,
+                },
+                events_behind: totals.events_behind,
+                oldest_unacked_age_ms: totals.oldest_unacked_ms.map(|t| (now - t).max(0) as u64).unwrap_or(0),
+                last_sync_unix_ms: cursor.last_sync_ms,
+                applied_from_peer: cursor.applied_from_peer,
+                acked_by_peer: cursor.acked_by_peer,
+                last_checksum_unix_ms: cursor.last_checksum_ms,
+                last_checksum_ok: cursor.last_checksum_ok,
+                repairs: cursor.repairs,
+            });
+        }
+        Ok(Response::new(pb::NodeStatus {
+            node_id: node.to_string(),
+            tier: match node.tier() {
+                Tier::County => pb::Tier::County,
+                Tier::Township => pb::Tier::Township,
+                Tier::Village => pb::Tier::Village,
+            } as i32,
+            parent_id: node.parent().map(|p| p.to_string()).unwrap_or_default(),
+            software_version: env!("CARGO_PKG_VERSION").to_owned(),
+            catalogue_version: head.version,
+            catalogue_hash: hex::encode(head.hash),
+            events_stored: self.store.event_count().await.map_err(internal)?,
+            local_seq: self.store.last_local_seq(),
+            links,
+            open_alarms: self.store.alarm_count().await.map_err(internal)?,
+            storage: self.store.backend().as_str().to_owned(),
+        }))
+    }
+
+    async fn list_alarms(
+        &self,
+        request: Request<pb::ListAlarmsRequest>,
+    ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let limit = match request.get_ref().limit {
+            0 => 100,
+            n => n,
+        };
+        let alarms = self.store.alarms(limit).await.map_err(internal)?;
+        Ok(Response::new(pb::ListAlarmsResponse { alarms }))
+    }
+}
+
+/// Which items a node shows: the county everything, a township what it may handle, a village
+/// what its service point may take plus village-level public services.
+pub fn visible_here(item: &Item, here: &NodeId) -> bool {
+    match here.tier() {
+        Tier::County => true,
+        Tier::Township => item.available_to_township(here.as_str()),
+        Tier::Village => here
+            .parent()
+            .is_some_and(|township| item.visible_to_village(township.as_str())),
+    }
+}
+
+fn matches_filter(item: &Item, req: &pb::ListItemsRequest) -> Result<bool, Status> {
+    let query = req.query.trim();
+    let matches_query = query.is_empty()
+        || item.name.contains(query)
+        || item.item_code.contains(query)
+        || item.implementation_code.contains(query);
+    if !matches_query {
+        return Ok(false);
+    }
+    if !req.domain.is_empty() && item.domain != req.domain {
+        return Ok(false);
+    }
+    let proto = pb::CatalogueItem::from(item);
+    if req.delegation != 0 && proto.delegation != req.delegation {
+        return Ok(false);
+    }
+    if req.category != 0 && proto.category != req.category {
+        return Ok(false);
+    }
+    if !req.township.is_empty() {
+        let township = NodeId::new(req.township.clone())
+            .ok()
+            .filter(|t| t.tier() == Tier::Township)
+            .ok_or_else(|| Status::invalid_argument(format!("township {:?} is not a 9-digit code", req.township)))?;
+        if !item.available_to_township(township.as_str()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[tonic::async_trait]
+impl catalogue_server::Catalogue for OperatorApi {
+    async fn import(
+        &self,
+        request: Request<pb::ImportCatalogueRequest>,
+    ) -> Result<Response<pb::ImportCatalogueResponse>, Status> {
+        let principal = require_operator(&request, self.store.node())?;
+        let here = self.store.node();
+        if here.tier() != Tier::County {
+            return Err(Status::failed_precondition(format!(
+                "the catalogue is imported at the county; {here} is a {}",
+                here.tier()
+            )));
+        }
+        if principal.place() != here {
+            return Err(Status::permission_denied(format!(
+                "only a county operator may import the catalogue; {principal} is not"
+            )));
+        }
+        let req = request.into_inner();
+        if req.content.len() > MAX_IMPORT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "catalogue file is {} bytes, over the {MAX_IMPORT_BYTES}-byte limit",
+                req.content.len()
+            )));
+        }
+        let parsed = match pb::ImportFormat::try_from(req.format) {
+            Ok(pb::ImportFormat::Csv) => import::parse_csv(&req.content),
+            Ok(pb::ImportFormat::Json) => import::parse_json(&req.content),
+            _ => return Err(Status::invalid_argument("format must be CSV or JSON")),
+        };
+        let items = parsed
+            .map_err(|errors| Status::invalid_argument(format!("catalogue rejected, nothing published: {errors}")))?;
+        let outcome = self
+            .store
+            .publish_catalogue(items, &principal.to_string(), &req.source, &req.note)
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused(reason) => Status::failed_precondition(reason),
+                other => internal(other),
+            })?;
+        tracing::info!(
+            version = outcome.version,
+            published = outcome.published,
+            items = outcome.item_count,
+            "catalogue import"
+        );
+        Ok(Response::new(pb::ImportCatalogueResponse {
+            version: outcome.version,
+            published: outcome.published,
+            content_hash: hex::encode(outcome.content_hash),
+            item_count: outcome.item_count,
+            upserts: outcome.upserts,
+            removals: outcome.removals,
+        }))
+    }
+
+    async fn list_items(
+        &self,
+        request: Request<pb::ListItemsRequest>,
+    ) -> Result<Response<pb::ListItemsResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let req = request.into_inner();
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token
+                .parse()
+                .map_err(|_| Status::invalid_argument("page_token is not one this node issued"))?
+        };
+        let page_size = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let here = self.store.node();
+        let head = self.store.catalogue_head().await;
+        let mut selected = Vec::new();
+        for item in self.store.catalogue_items().await.map_err(internal)? {
+            if visible_here(&item, here) && matches_filter(&item, &req)? {
+                selected.push(item);
+            }
+        }
+        let total = selected.len();
+        let items: Vec<pb::CatalogueItem> = selected
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(pb::CatalogueItem::from)
+            .collect();
+        let next = offset + items.len();
+        Ok(Response::new(pb::ListItemsResponse {
+            version: head.version,
+            items,
+            total: total as u32,
+            next_page_token: if next < total { next.to_string() } else { String::new() },
+        }))
+    }
+
+    async fn get_item(&self, request: Request<pb::GetItemRequest>) -> Result<Response<pb::GetItemResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let code = request.into_inner().code;
+        if code.trim().is_empty() {
+            return Err(Status::invalid_argument("give an item code or implementation code"));
+        }
+        let here = self.store.node();
+        let head = self.store.catalogue_head().await;
+        match self.store.catalogue_item(code.trim()).await.map_err(internal)? {
+            Some(item) if visible_here(&item, here) => Ok(Response::new(pb::GetItemResponse {
+                version: head.version,
+                item: Some(pb::CatalogueItem::from(&item)),
+            })),
+            Some(_) => Err(Status::not_found(format!(
+                "item {code} exists in catalogue version {} but is not handled at {here}",
+                head.version
+            ))),
+            None => Err(Status::not_found(format!(
+                "no item {code} in catalogue version {} held at {here}",
+                head.version
+            ))),
+        }
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<pb::ListVersionsRequest>,
+    ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let versions = self
+            .store
+            .catalogue_versions()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|v| pb::VersionInfo {
+                version: v.version,
+                content_hash: hex::encode(&v.content_hash),
+                item_count: v.item_count as u32,
+                upserts: v.upserts as u32,
+                removals: v.removals as u32,
+                note: v.note,
+                source: v.source,
+                published_unix_ms: v.published_ms,
+                published_by: v.published_by,
+            })
+            .collect();
+        Ok(Response::new(pb::ListVersionsResponse { versions }))
+    }
+}

@@ -1,0 +1,16 @@
+//! The matter catalogue (事项清单): the county's list of government-service and public-service
+//! items, and for each item which townships may handle it, how (authorised, entrusted or not
+//! delegated), in which batch, under which seal, with which time limits and materials.
+//!
+//! This module owns the domain model ([`model`]) and file import/export ([`import`]). It does
+//! not own versioning or replication of the catalogue: those build on [`Item::content_hash`] and
+//! [`catalogue_hash`] defined here.
+
+pub mod import;
+pub mod model;
+
+pub use import::{COLUMNS, ImportErrors, MAX_IMPORT_BYTES, RowError, parse, parse_csv, parse_json, to_csv, to_json};
+pub use model::{
+    Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, ModelError, SealType, UnknownTerm,
+    WindowType, catalogue_hash, catalogue_hash_of,
+};

@@ -1,0 +1,278 @@
+//! Node configuration: a TOML file, overridden by `TONGBAN_*` environment variables, validated
+//! before anything starts so a bad configuration fails with one clear sentence.
+//!
+//! ```toml
+//! node_id  = "441424100"                 # division code; must match the certificate
+//! listen   = "0.0.0.0:7100"
+//! parent   = "https://county.example:7000" # absent at the county
+//! data_dir = "/var/lib/tongban"           # SQLite file <data_dir>/<node_id>.db
+//! # database_url = "postgres://tongban@db/tongban"   # instead of data_dir
+//!
+//! [tls]
+//! ca   = "pki/ca.pem"
+//! cert = "pki/nodes/441424100.pem"
+//! key  = "pki/nodes/441424100.key"
+//!
+//! [log]
+//! format = "human"   # or "json"
+//! filter = "info"
+//!
+//! [sync]
+//! batch_events = 1000
+//! checksum_interval_secs = 300
+//! ```
+//! Environment: `TONGBAN_NODE_ID`, `TONGBAN_LISTEN`, `TONGBAN_PARENT`, `TONGBAN_DATA_DIR`,
+//! `TONGBAN_DATABASE_URL`, `TONGBAN_TLS__CA`, `TONGBAN_LOG__FORMAT`, ... (`__` separates a section
+//! from its key).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::ids::{NodeId, Tier};
+use crate::store::StoreLocation;
+use crate::tls::TlsFiles;
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {source}")]
+    Load {
+        path: String,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `tongban_core::sync=debug,info`.
+    #[serde(default = "default_filter")]
+    pub filter: String,
+}
+
+fn default_filter() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            filter: default_filter(),
+        }
+    }
+}
+
+/// Sync tuning. The defaults suit a township on a poor link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Most events in one frame.
+    #[serde(default = "default_batch")]
+    pub batch_events: usize,
+    /// Frames sent but not yet acknowledged; bounds memory on both ends.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// Seconds between link checksums (0 disables them).
+    #[serde(default = "default_checksum")]
+    pub checksum_interval_secs: u64,
+    /// Longest wait between reconnect attempts, in seconds.
+    #[serde(default = "default_backoff")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_batch() -> usize {
+    1000
+}
+fn default_in_flight() -> usize {
+    4
+}
+fn default_checksum() -> u64 {
+    300
+}
+fn default_backoff() -> u64 {
+    30
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            batch_events: default_batch(),
+            max_in_flight: default_in_flight(),
+            checksum_interval_secs: default_checksum(),
+            max_backoff_secs: default_backoff(),
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn checksum_interval(&self) -> Option<Duration> {
+        (self.checksum_interval_secs > 0).then(|| Duration::from_secs(self.checksum_interval_secs))
+    }
+}
+
+/// A node's configuration as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    pub listen: SocketAddr,
+    /// `https://host:port` of the parent node; required below the county.
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub database_url: Option<String>,
+    pub tls: TlsFiles,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+impl NodeConfig {
+    /// Reads `path`, applies `TONGBAN_*` overrides, and validates.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Invalid(format!("file {} does not exist", path.display())));
+        }
+        let config: NodeConfig = Figment::new()
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("TONGBAN_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: the tree position and the storage choice.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (self.node_id.tier(), &self.parent) {
+            (Tier::County, Some(_)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "node {} is a county and has no parent; remove `parent`",
+                    self.node_id
+                )));
+            }
+            (Tier::Township | Tier::Village, None) => {
+                return Err(ConfigError::Invalid(format!(
+                    "node {} is a {} and needs `parent` (the https:// address of {})",
+                    self.node_id,
+                    self.node_id.tier(),
+                    self.node_id.parent().map(|p| p.to_string()).unwrap_or_default()
+                )));
+            }
+            (_, Some(parent)) if !parent.starts_with("https://") => {
+                return Err(ConfigError::Invalid(format!(
+                    "parent {parent:?} must be an https:// address (every link is mTLS)"
+                )));
+            }
+            _ => {}
+        }
+        match (&self.data_dir, &self.database_url) {
+            (None, None) => Err(ConfigError::Invalid(
+                "set `data_dir` (embedded SQLite) or `database_url` (PostgreSQL)".into(),
+            )),
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "set only one of `data_dir` and `database_url`".into(),
+            )),
+            (_, Some(url))
+                if !(url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:")) =>
+            {
+                Err(ConfigError::Invalid(format!(
+                    "database_url must start with postgres:// or sqlite:, got {url:?}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the store lives.
+    pub fn store_location(&self) -> StoreLocation {
+        match (&self.database_url, &self.data_dir) {
+            (Some(url), _) => StoreLocation::Url(url.clone()),
+            (None, Some(dir)) => StoreLocation::in_data_dir(dir, &self.node_id),
+            (None, None) => StoreLocation::SqliteFile(PathBuf::from(format!("{}.db", self.node_id))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("node.toml");
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+
+    const TLS: &str = "[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+
+    #[test]
+    fn a_township_without_parent_is_refused_with_a_clear_sentence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            &format!("node_id = \"441424100\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n{TLS}"),
+        );
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("needs `parent`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ids_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            &format!("node_id = \"4414\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n{TLS}"),
+        );
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("6, 9 or 12 digits"), "{err}");
+        let path = write(
+            dir.path(),
+            &format!("node_id = \"441424\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nlisen = 1\n{TLS}"),
+        );
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn a_valid_county_config_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            &format!("node_id = \"441424\"\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"d\"\n{TLS}"),
+        );
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.node_id.as_str(), "441424");
+        assert_eq!(config.sync.batch_events, 1000);
+        assert!(matches!(config.store_location(), StoreLocation::SqliteFile(_)));
+    }
+}

@@ -1,0 +1,26 @@
+//! The Tongban engine, shared by the county, township and village nodes.
+//!
+//! - [`ids`]: division codes and the tree they imply.
+//! - [`event`]: the immutable event envelope, its hash and the rules of authorship and routing.
+//! - [`store`]: the event log and projections on SQLite or PostgreSQL.
+//! - [`sync`]: parent/child replication over one bidirectional gRPC stream per link.
+//! - [`catalogue`]: the matter catalogue model and its CSV/JSON import.
+//! - [`pki`], [`tls`]: the county CA, certificates naming role and place, mTLS configuration.
+//! - [`api`]: the operator gRPC services; [`node`]: running a node; [`config`]: its configuration.
+
+pub mod api;
+pub mod catalogue;
+pub mod cluster;
+pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod hlc;
+pub mod ids;
+pub mod node;
+pub mod pki;
+pub mod probe;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod tls;
+pub mod wuhua;

@@ -1,0 +1,680 @@
+//! Durable storage for one node: the append-only event log, the link cursors, alarms and the
+//! projections folded from events, on SQLite (embedded default) or PostgreSQL through sqlx's
+//! `Any` driver.
+//!
+//! Every write goes through one async mutex (the *writer*), which owns the next `local_seq`, the
+//! next own sequence number and the catalogue head. Serialising writers is what makes `local_seq`
+//! visible in commit order on both backends, so a cursor can never skip an event committed late.
+//! Events, their projections and the cursor of the link they came over change in one transaction.
+
+mod catalogue;
+mod links;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use tokio::sync::{Mutex, watch};
+use tongban_proto::v1::{self as pb, RouteClass};
+
+pub use catalogue::{CatalogueHead, PublishOutcome, VersionRow};
+pub use links::{LinkCursor, LinkRole, LinkTotals};
+
+use crate::event::{self, CheckedEvent, EventError, NewEvent, Routing};
+use crate::hlc::{Hlc, wall_ms};
+use crate::ids::NodeId;
+
+/// Errors from the store. Database failures are reported as-is; rule breaks on events this node
+/// authors are `Refused`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("this database belongs to node {found}, not {expected}")]
+    WrongNode { expected: String, found: String },
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("invalid event: {0}")]
+    Event(#[from] EventError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Where a node keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file, created if missing.
+    SqliteFile(PathBuf),
+    /// A database URL: `postgres://…` or `sqlite://…`.
+    Url(String),
+}
+
+impl StoreLocation {
+    /// The conventional SQLite file of a node inside a data directory.
+    pub fn in_data_dir(dir: &Path, node: &NodeId) -> Self {
+        StoreLocation::SqliteFile(dir.join(format!("{node}.db")))
+    }
+
+    fn url(&self) -> String {
+        match self {
+            StoreLocation::SqliteFile(path) => format!("sqlite://{}?mode=rwc", path.display()),
+            StoreLocation::Url(url) => url.clone(),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            StoreLocation::Url(url) if url.starts_with("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+}
+
+/// What the writer owns. Only touched with the writer mutex held.
+struct WriterState {
+    next_local_seq: i64,
+    next_own_seq: i64,
+    catalogue: CatalogueHead,
+}
+
+/// Outcome of applying one batch received from a peer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub conflicts: usize,
+    pub quarantined: usize,
+}
+
+/// One node's store. Cheap to share behind an `Arc`.
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    node: NodeId,
+    clock: Hlc,
+    // The single writer; see the module comment for why writes are serialised.
+    writer: Mutex<WriterState>,
+    // Last committed local_seq; link senders wait on it to push new events live.
+    committed: watch::Sender<u64>,
+}
+
+/// Rows per multi-row INSERT: 14 columns × 400 rows stays under SQLite's 32,766 parameters.
+const INSERT_CHUNK: usize = 400;
+
+impl Store {
+    /// Opens (creating if needed) the store of `node`, runs the embedded migrations, and checks
+    /// that the database belongs to this node.
+    pub async fn open(location: &StoreLocation, node: &NodeId) -> Result<Arc<Store>, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = location.backend();
+        if let StoreLocation::SqliteFile(path) = location
+            && let Some(dir) = path.parent()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
+        let mut options = AnyPoolOptions::new()
+            .max_connections(match (backend, node.tier()) {
+                // One writer plus readers for the links and operators; a village point is a
+                // small machine with one link, a county serves every township.
+                (Backend::Sqlite, crate::ids::Tier::Village) => 2,
+                (Backend::Sqlite, _) => 4,
+                (Backend::Postgres, _) => 8,
+            })
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL + FULL: an acknowledged commit survives kill -9 and power loss.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    // 8 MiB of page cache per connection: a relaying node reads back what it
+                    // just wrote, and that should come from memory.
+                    sqlx::query("PRAGMA cache_size = -8192").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&location.url()).await?;
+        schema::migrate(&pool, backend).await?;
+
+        let owner: Option<String> = sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'node_id'")
+            .fetch_optional(&pool)
+            .await?;
+        match owner {
+            Some(found) if found != node.as_str() => {
+                return Err(StoreError::WrongNode {
+                    expected: node.to_string(),
+                    found,
+                });
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT INTO node_meta (key, value) VALUES ('node_id', $1)")
+                    .bind(node.to_string())
+                    .execute(&pool)
+                    .await?;
+            }
+        }
+
+        let last_local: Option<i64> = sqlx::query_scalar("SELECT MAX(local_seq) FROM events")
+            .fetch_one(&pool)
+            .await?;
+        let last_own: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE origin = $1")
+            .bind(node.to_string())
+            .fetch_one(&pool)
+            .await?;
+        let catalogue = catalogue::load_head(&pool).await?;
+        let last_local = last_local.unwrap_or(0);
+        let (committed, _) = watch::channel(last_local as u64);
+        let store = Store {
+            pool,
+            backend,
+            node: node.clone(),
+            clock: Hlc::new(),
+            writer: Mutex::new(WriterState {
+                next_local_seq: last_local + 1,
+                next_own_seq: last_own.unwrap_or(0) + 1,
+                catalogue,
+            }),
+            committed,
+        };
+        let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
+            .fetch_one(&store.pool)
+            .await?;
+        store.clock.observe(max_hlc.unwrap_or(0) as u64);
+        Ok(Arc::new(store))
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later fails with
+    /// SQLITE_BUSY_SNAPSHOT when another connection wrote in between, which no timeout cures.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A small bookkeeping write (acks, checksum results, new links) under the writer mutex, so
+    /// it never races an event transaction.
+    pub(crate) async fn bookkeeping(&self) -> Result<Bookkeeping<'_>, StoreError> {
+        let writer = self.writer.lock().await;
+        let tx = self.begin_write().await?;
+        Ok(Bookkeeping { _writer: writer, tx })
+    }
+
+    /// A receiver that changes whenever new events are committed (value: last local_seq).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    /// The highest committed local_seq.
+    pub fn last_local_seq(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
+    /// Closes the pool; used on shutdown so SQLite checkpoints cleanly.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Authors events at this node in one transaction. Each is sealed, checked against the same
+    /// rules a replica applies, folded into the projections and routed.
+    pub async fn author(&self, new_events: Vec<NewEvent>) -> Result<Vec<pb::Event>, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let mut tx = self.begin_write().await?;
+        let mut staged = Vec::with_capacity(new_events.len());
+        let mut state = WriterState {
+            next_local_seq: writer.next_local_seq,
+            next_own_seq: writer.next_own_seq,
+            catalogue: writer.catalogue.clone(),
+        };
+        for new in &new_events {
+            let sealed = event::seal(&self.node, state.next_own_seq as u64, self.clock.now(), new);
+            let checked = event::check(sealed)?;
+            event::check_authorship(&checked)?;
+            if let Err(reason) = self.fold(&mut tx, &mut state, &checked).await? {
+                return Err(StoreError::Refused(reason));
+            }
+            let routing = event::route(&self.node, None, checked.route_class(), &checked.route_key);
+            staged.push(StagedEvent {
+                local_seq: state.next_local_seq,
+                event: checked.event,
+                source: String::new(),
+                source_seq: 0,
+                routing,
+            });
+            state.next_local_seq += 1;
+            state.next_own_seq += 1;
+        }
+        insert_events(&mut tx, &staged).await?;
+        tx.commit().await?;
+        *writer = state;
+        let last = (writer.next_local_seq - 1) as u64;
+        drop(writer);
+        self.committed.send_replace(last);
+        Ok(staged.into_iter().map(|s| s.event).collect())
+    }
+
+    /// Applies a batch received from `peer` and moves that link's cursor to `through`, all in one
+    /// transaction. Structurally broken or rule-breaking events are quarantined (never applied,
+    /// never silently dropped); a second copy of a known event with a different hash raises an
+    /// integrity alarm; an identical copy is a no-op.
+    pub async fn apply_from_peer(
+        &self,
+        peer: &NodeId,
+        batch: Vec<pb::SyncedEvent>,
+        through: u64,
+    ) -> Result<ApplyReport, StoreError> {
+        let mut report = ApplyReport::default();
+        let mut writer = self.writer.lock().await;
+        let mut tx = self.begin_write().await?;
+        let mut state = WriterState {
+            next_local_seq: writer.next_local_seq,
+            next_own_seq: writer.next_own_seq,
+            catalogue: writer.catalogue.clone(),
+        };
+        let known = existing_hashes(&mut tx, &batch).await?;
+        let mut seen_in_batch = std::collections::HashMap::new();
+        let mut staged = Vec::new();
+        let now = wall_ms() as i64;
+        for synced in batch {
+            let Some(raw) = synced.event else {
+                continue;
+            };
+            let key = (raw.origin.clone(), raw.seq);
+            let prior = known.get(&key).or_else(|| seen_in_batch.get(&key));
+            if let Some(prior_hash) = prior {
+                if *prior_hash == raw.content_hash {
+                    report.duplicates += 1;
+                } else {
+                    report.conflicts += 1;
+                    links::raise_alarm(
+                        &mut tx,
+                        links::AlarmKind::ConflictingDuplicate,
+                        &raw,
+                        peer,
+                        synced.local_seq,
+                        "a second copy of this event differs from the one already stored",
+                        now,
+                    )
+                    .await?;
+                    tracing::error!(origin = %raw.origin, seq = raw.seq, %peer, "integrity alarm: conflicting duplicate");
+                }
+                continue;
+            }
+            let checked = match event::check(raw.clone())
+                .and_then(|c| event::check_authorship(&c).map(|_| c))
+                .and_then(|c| event::check_arrival(&c, &self.node, peer).map(|_| c))
+            {
+                Ok(checked) => checked,
+                Err(err) => {
+                    report.quarantined += 1;
+                    links::raise_alarm(
+                        &mut tx,
+                        links::AlarmKind::Quarantined,
+                        &raw,
+                        peer,
+                        synced.local_seq,
+                        &err.to_string(),
+                        now,
+                    )
+                    .await?;
+                    tracing::warn!(origin = %raw.origin, seq = raw.seq, %peer, reason = %err, "event quarantined");
+                    continue;
+                }
+            };
+            if let Err(reason) = self.fold(&mut tx, &mut state, &checked).await? {
+                report.quarantined += 1;
+                links::raise_alarm(
+                    &mut tx,
+                    links::AlarmKind::Quarantined,
+                    &raw,
+                    peer,
+                    synced.local_seq,
+                    &reason,
+                    now,
+                )
+                .await?;
+                tracing::warn!(origin = %raw.origin, seq = raw.seq, %peer, %reason, "event quarantined");
+                continue;
+            }
+            self.clock.observe(checked.event.hlc);
+            seen_in_batch.insert(key, checked.event.content_hash.clone());
+            let routing = event::route(&self.node, Some(peer), checked.route_class(), &checked.route_key);
+            staged.push(StagedEvent {
+                local_seq: state.next_local_seq,
+                event: checked.event,
+                source: peer.to_string(),
+                source_seq: synced.local_seq as i64,
+                routing,
+            });
+            state.next_local_seq += 1;
+        }
+        report.applied = staged.len();
+        insert_events(&mut tx, &staged).await?;
+        links::advance_applied(&mut tx, peer, through as i64, now).await?;
+        tx.commit().await?;
+        *writer = state;
+        let last = (writer.next_local_seq - 1) as u64;
+        drop(writer);
+        if report.applied > 0 {
+            self.committed.send_replace(last);
+        }
+        Ok(report)
+    }
+
+    /// Folds one event into the projections. `Ok(Err(reason))` means the event breaks a rule of
+    /// its projection (e.g. a catalogue version gap) and must not be stored.
+    async fn fold(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        state: &mut WriterState,
+        event: &CheckedEvent,
+    ) -> Result<Result<(), String>, StoreError> {
+        use tongban_proto::v1::event_body::Body;
+        match &event.body {
+            Body::CatalogueVersion(version) => {
+                catalogue::fold_version(tx, &mut state.catalogue, version, &event.event).await
+            }
+            // Load probes exercise the log and the links only.
+            Body::Probe(_) => Ok(Ok(())),
+        }
+    }
+
+    /// Up to `limit` events routed to `peer` with local_seq after `after`, in local_seq order.
+    pub async fn events_for(
+        &self,
+        peer: &NodeId,
+        role: LinkRole,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<pb::SyncedEvent>, StoreError> {
+        let limit = limit as i64;
+        let after = after as i64;
+        let rows = match role {
+            LinkRole::Parent => {
+                sqlx::query(
+                    "SELECT local_seq, envelope FROM events \
+                     WHERE to_parent = 1 AND local_seq > $1 ORDER BY local_seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            LinkRole::Child => {
+                // Two index range scans (this child's path events, every child's down events)
+                // merged by local_seq; one query with OR would sort the whole backlog.
+                let mine = fetch_down(&self.pool, peer.as_str(), after, limit).await?;
+                let all = fetch_down(&self.pool, event::ALL_CHILDREN, after, limit).await?;
+                merge_limited(mine, all, limit as usize)
+            }
+        };
+        rows.iter().map(row_to_synced).collect()
+    }
+
+    /// Count and digest of what this node routed to `peer` up to `up_to`.
+    pub async fn outbound_checksum(&self, peer: &NodeId, role: LinkRole, up_to: u64) -> Result<(u64, u64), StoreError> {
+        let rows: Vec<Vec<u8>> = match role {
+            LinkRole::Parent => {
+                sqlx::query_scalar("SELECT content_hash FROM events WHERE to_parent = 1 AND local_seq <= $1")
+                    .bind(up_to as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            LinkRole::Child => {
+                sqlx::query_scalar("SELECT content_hash FROM events WHERE route_child IN ($1, '*') AND local_seq <= $2")
+                    .bind(peer.to_string())
+                    .bind(up_to as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(digest(&rows))
+    }
+
+    /// Count and digest of what this node received from `peer` up to the peer's `up_to`:
+    /// the events it stored plus those it refused with an alarm (they arrived too).
+    pub async fn inbound_checksum(&self, peer: &NodeId, up_to: u64) -> Result<(u64, u64), StoreError> {
+        let mut rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT content_hash FROM events WHERE source = $1 AND source_seq <= $2")
+                .bind(peer.to_string())
+                .bind(up_to as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        let refused: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT DISTINCT content_hash FROM alarms WHERE received_from = $1 AND source_seq > 0 AND source_seq <= $2",
+        )
+        .bind(peer.to_string())
+        .bind(up_to as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.extend(refused);
+        Ok(digest(&rows))
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Number of events from `origin` in the log (bench and tests use it to wait for arrival).
+    pub async fn count_from_origin(&self, origin: &NodeId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1")
+            .bind(origin.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Whether the event (origin, seq) is stored here.
+    pub async fn has_event(&self, origin: &str, seq: u64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1 AND seq = $2")
+            .bind(origin.to_owned())
+            .bind(seq as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+/// A write transaction holding the writer mutex until it commits or drops.
+pub(crate) struct Bookkeeping<'a> {
+    _writer: tokio::sync::MutexGuard<'a, WriterState>,
+    pub(crate) tx: Transaction<'static, Any>,
+}
+
+impl Bookkeeping<'_> {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An event about to be inserted, with its routing decided.
+struct StagedEvent {
+    local_seq: i64,
+    event: pb::Event,
+    source: String,
+    source_seq: i64,
+    routing: Routing,
+}
+
+/// Columns of one `events` row, in insert order.
+const EVENT_COLUMNS: usize = 14;
+
+/// `INSERT INTO events (...) VALUES ($1, ..., $14), ($15, ...)` for `rows` rows. Numbered
+/// placeholders work on both SQLite and PostgreSQL (sqlx's `QueryBuilder` writes `?` for the
+/// `Any` driver, which PostgreSQL rejects).
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(200 + rows * EVENT_COLUMNS * 6);
+    sql.push_str(
+        "INSERT INTO events (local_seq, origin, seq, hlc, kind, subject, route_key, content_hash, \
+         source, source_seq, to_parent, route_child, stored_ms, envelope) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..EVENT_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * EVENT_COLUMNS + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+async fn insert_events(tx: &mut Transaction<'static, Any>, staged: &[StagedEvent]) -> Result<(), StoreError> {
+    let stored_ms = wall_ms() as i64;
+    for chunk in staged.chunks(INSERT_CHUNK) {
+        // The statement text holds only generated placeholders; every value is bound.
+        let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
+        for s in chunk {
+            let e = &s.event;
+            query = query
+                .bind(s.local_seq)
+                .bind(e.origin.clone())
+                .bind(e.seq as i64)
+                .bind(e.hlc as i64)
+                .bind(i64::from(e.kind))
+                .bind(e.subject.clone())
+                .bind(e.route_key.clone())
+                .bind(e.content_hash.clone())
+                .bind(s.source.clone())
+                .bind(s.source_seq)
+                .bind(i64::from(s.routing.to_parent))
+                .bind(s.routing.route_child.clone())
+                .bind(stored_ms)
+                .bind(e.encode_to_vec());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Content hashes already stored for the (origin, seq) pairs of a batch. One range query per
+/// origin: a batch usually carries one or a few origins with contiguous sequences.
+async fn existing_hashes(
+    tx: &mut Transaction<'static, Any>,
+    batch: &[pb::SyncedEvent],
+) -> Result<std::collections::HashMap<(String, u64), Vec<u8>>, StoreError> {
+    let mut ranges: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for e in batch.iter().filter_map(|s| s.event.as_ref()) {
+        let range = ranges.entry(e.origin.as_str()).or_insert((e.seq, e.seq));
+        range.0 = range.0.min(e.seq);
+        range.1 = range.1.max(e.seq);
+    }
+    let mut known = std::collections::HashMap::new();
+    for (origin, (lo, hi)) in ranges {
+        let rows = sqlx::query("SELECT seq, content_hash FROM events WHERE origin = $1 AND seq BETWEEN $2 AND $3")
+            .bind(origin.to_owned())
+            .bind(lo as i64)
+            .bind(hi as i64)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
+            let seq: i64 = row.try_get(0)?;
+            let hash: Vec<u8> = row.try_get(1)?;
+            known.insert((origin.to_owned(), seq as u64), hash);
+        }
+    }
+    Ok(known)
+}
+
+async fn fetch_down(pool: &AnyPool, child: &str, after: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT local_seq, envelope FROM events \
+         WHERE route_child = $1 AND local_seq > $2 ORDER BY local_seq LIMIT $3",
+    )
+    .bind(child.to_owned())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Merges two local_seq-ordered lists, each cut at `limit`, without skipping anything: when a
+/// list was cut, nothing past its last row may be emitted yet.
+fn merge_limited(a: Vec<AnyRow>, b: Vec<AnyRow>, limit: usize) -> Vec<AnyRow> {
+    let seq = |r: &AnyRow| r.try_get::<i64, _>(0).unwrap_or(i64::MAX);
+    let bound = |rows: &Vec<AnyRow>| {
+        if rows.len() >= limit {
+            rows.last().map(seq).unwrap_or(i64::MAX)
+        } else {
+            i64::MAX
+        }
+    };
+    let horizon = bound(&a).min(bound(&b));
+    let mut merged: Vec<AnyRow> = a.into_iter().chain(b).filter(|r| seq(r) <= horizon).collect();
+    merged.sort_by_key(seq);
+    merged.truncate(limit);
+    merged
+}
+
+fn row_to_synced(row: &AnyRow) -> Result<pb::SyncedEvent, StoreError> {
+    let local_seq: i64 = row.try_get(0)?;
+    let envelope: Vec<u8> = row.try_get(1)?;
+    let event = pb::Event::decode(envelope.as_slice())
+        .map_err(|e| StoreError::Corrupt(format!("event at local_seq {local_seq}: {e}")))?;
+    Ok(pb::SyncedEvent {
+        local_seq: local_seq as u64,
+        event: Some(event),
+    })
+}
+
+fn digest(hashes: &[Vec<u8>]) -> (u64, u64) {
+    let sum = hashes
+        .iter()
+        .fold(0u64, |acc, h| acc.wrapping_add(event::digest_part(h)));
+    (hashes.len() as u64, sum)
+}
+
+/// Route class of a stored row, for callers that need it.
+pub fn route_class_of(event: &pb::Event) -> RouteClass {
+    RouteClass::try_from(event.route_class).unwrap_or(RouteClass::Unspecified)
+}

@@ -1,0 +1,21 @@
+//! The village node: a village service point. It dials its township, holds the catalogue items its point may take, and keeps working while offline.
+//!
+//! The engine is shared (`tongban-core`); this crate fixes the tier, so a configuration written
+//! for another tier is refused at start-up rather than joining the tree in the wrong place.
+
+use tongban_core::config::NodeConfig;
+use tongban_core::ids::Tier;
+use tongban_core::node::{self, NodeError, NodeHandle, NodeSpec};
+
+/// The tier this crate runs.
+pub const TIER: Tier = Tier::Village;
+
+/// Runs a village node from its configuration until SIGINT or SIGTERM.
+pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    node::serve_config(TIER, config).await
+}
+
+/// Starts a village node on a bound listener (tests, demo, bench).
+pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
+    node::start_tier(TIER, spec).await
+}

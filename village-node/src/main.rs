@@ -1,0 +1,5 @@
+//! `village-node serve --config FILE`: see the crate docs.
+
+fn main() -> std::process::ExitCode {
+    tongban_core::daemon::run(village_node::TIER)
+}
