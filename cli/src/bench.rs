@@ -1,0 +1,376 @@
+//! `tongban bench`: replication figures on this machine. The county and a township run in this
+//! process; the measured village runs as a real child process (`tongban node serve`), so its
+//! memory is its own, and its link to the township passes through a byte-counting loopback
+//! proxy, so wire size is what actually crossed the socket (TLS and HTTP/2 framing included).
+//!
+//! - `initial_sync_events_per_s`: 100,000 ~1 KB case-shaped events authored at the village
+//!   before it starts, from process start until all are durable at the county.
+//! - `catchup_ms`: the village stopped, 1,000 events written for it above, then from process
+//!   start until it has applied and acknowledged them all.
+//! - `propagation_p50_ms` / `propagation_p99_ms`: county → village (in-process village) with
+//!   links up, one event at a time.
+//! - `wire_bytes_per_event`: proxy bytes (both directions) during the initial sync ÷ events.
+//! - `village_idle_rss_mb`: the child's VmRSS 3 s after it caught up on restart, link open, idle.
+//! - `village_sync_peak_rss_mb`: the child's VmHWM (peak resident set) after the initial sync.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tongban_core::cluster::{Cluster, wait_until};
+use tongban_core::config::SyncConfig;
+use tongban_core::ids::NodeId;
+use tongban_core::pki::Principal;
+use tongban_core::probe::ProbeGenerator;
+use tongban_core::store::{LinkRole, Store, StoreLocation};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Events for the initial sync.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Events written above the stopped village for the catch-up figure.
+    #[arg(long, default_value_t = 1_000)]
+    catchup_events: u64,
+    /// Single events timed county → village.
+    #[arg(long, default_value_t = 300)]
+    propagation_samples: usize,
+}
+
+/// The figures, with exactly the keys `--json` prints.
+#[derive(Debug, Serialize)]
+struct Figures {
+    initial_sync_events_per_s: f64,
+    catchup_ms: f64,
+    propagation_p50_ms: f64,
+    propagation_p99_ms: f64,
+    wire_bytes_per_event: f64,
+    village_idle_rss_mb: f64,
+    village_sync_peak_rss_mb: f64,
+}
+
+const COUNTY: &str = "441424";
+const TOWNSHIP: &str = "441424100";
+/// The village measured as a separate process.
+const VILLAGE: &str = "441424100201";
+/// A second village, in process, for propagation timing.
+const VILLAGE_IN_PROCESS: &str = "441424100202";
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path();
+    let county = NodeId::new(COUNTY)?;
+    let township = NodeId::new(TOWNSHIP)?;
+    let village = NodeId::new(VILLAGE)?;
+    let near_village = NodeId::new(VILLAGE_IN_PROCESS)?;
+    let say = |msg: &str| {
+        if !args.json {
+            eprintln!("{msg}");
+        }
+    };
+
+    let mut cluster = Cluster::new(&dir.join("tree"), &county, SyncConfig::default())?;
+    for id in [&county, &township, &near_village] {
+        cluster.add(id).await?;
+    }
+    cluster.start_all().await?;
+    let county_store = node_store(&cluster, &county)?;
+    let township_store = node_store(&cluster, &township)?;
+    let near_store = node_store(&cluster, &near_village)?;
+
+    // The measured village: certificate files, a config, and its events authored beforehand.
+    let village_dir = dir.join("village");
+    std::fs::create_dir_all(&village_dir)?;
+    let config_path = write_village_config(&cluster, &village_dir, &village).await?;
+    say(&format!("authoring {} events at village {VILLAGE} ...", args.events));
+    {
+        let store = Store::open(&StoreLocation::in_data_dir(&village_dir, &village), &village).await?;
+        let mut generator = ProbeGenerator::new(village.clone(), 2026);
+        let mut left = args.events;
+        while left > 0 {
+            let n = left.min(1000);
+            store
+                .author((0..n).map(|_| generator.event(&village)).collect())
+                .await?;
+            left -= n;
+        }
+        store.close().await;
+    }
+    let proxy = CountingProxy::start(cluster.addr(&township)?).await?;
+    rewrite_parent(&config_path, &format!("https://{}", proxy.addr))?;
+
+    // Initial sync.
+    say("initial sync village → township → county ...");
+    let started = Instant::now();
+    let mut child = spawn_node(&config_path)?;
+    let target = args.events;
+    wait_until(
+        Duration::from_secs(600),
+        "the county to hold every village event",
+        || {
+            let store = county_store.clone();
+            let village = village.clone();
+            async move { store.count_from_origin(&village).await.unwrap_or(0) >= target }
+        },
+    )
+    .await?;
+    let sync_secs = started.elapsed().as_secs_f64();
+    let wire = proxy.bytes() as f64 / args.events as f64;
+    let pid = child.id().context("village process has no pid")?;
+    let peak_rss = proc_status_mb(pid, "VmHWM:")?;
+
+    // Catch-up: stop the village, write for it above, start it again.
+    child.kill().await?;
+    say(&format!(
+        "writing {} events for the stopped village at the county ...",
+        args.catchup_events
+    ));
+    let mut generator = ProbeGenerator::new(county.clone(), 7);
+    let mut left = args.catchup_events;
+    while left > 0 {
+        let n = left.min(100);
+        county_store
+            .author((0..n).map(|_| generator.event(&village)).collect())
+            .await?;
+        left -= n;
+    }
+    let expected_at_township = args.catchup_events;
+    wait_until(
+        Duration::from_secs(60),
+        "the township to hold the events for the village",
+        || {
+            let store = township_store.clone();
+            let county = county.clone();
+            async move { store.count_from_origin(&county).await.unwrap_or(0) >= expected_at_township }
+        },
+    )
+    .await?;
+    let routed_to_village = township_store.last_local_seq();
+    let started = Instant::now();
+    let mut child = spawn_node(&config_path)?;
+    wait_until(Duration::from_secs(60), "the village to catch up", || {
+        let store = township_store.clone();
+        let village = village.clone();
+        async move {
+            store
+                .link(&village, LinkRole::Child)
+                .await
+                .map(|l| l.acked_by_peer >= routed_to_village)
+                .unwrap_or(false)
+        }
+    })
+    .await?;
+    let catchup_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    // Idle memory: the restarted village, caught up, with its link open and nothing to do.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().context("village process has no pid")?;
+    let idle_rss = proc_status_mb(pid, "VmRSS:")?;
+    child.kill().await?;
+
+    // Propagation county → village with links up.
+    say("timing county → village propagation ...");
+    let mut latencies = Vec::with_capacity(args.propagation_samples);
+    let mut committed = near_store.subscribe();
+    for _ in 0..args.propagation_samples {
+        let sent = Instant::now();
+        let written = county_store.author(vec![generator.event(&near_village)]).await?;
+        let Some(event) = written.first() else {
+            bail!("nothing authored")
+        };
+        loop {
+            if near_store.has_event(&event.origin, event.seq).await? {
+                break;
+            }
+            tokio::time::timeout(Duration::from_secs(10), committed.changed())
+                .await
+                .context("an event did not reach the village within 10 s")??;
+        }
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let figures = Figures {
+        initial_sync_events_per_s: (args.events as f64 / sync_secs).round(),
+        catchup_ms: round2(catchup_ms),
+        propagation_p50_ms: round2(percentile(&latencies, 0.50)),
+        propagation_p99_ms: round2(percentile(&latencies, 0.99)),
+        wire_bytes_per_event: round2(wire),
+        village_idle_rss_mb: round2(idle_rss),
+        village_sync_peak_rss_mb: round2(peak_rss),
+    };
+    cluster.stop_all().await;
+
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        println!(
+            "tongban bench ({} events, {} cores)",
+            args.events,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
+        println!("  {:<28} {:>12}   target", "figure", "value");
+        let rows = [
+            (
+                "initial_sync_events_per_s",
+                figures.initial_sync_events_per_s,
+                ">= 70000",
+            ),
+            ("catchup_ms", figures.catchup_ms, "< 250"),
+            ("propagation_p50_ms", figures.propagation_p50_ms, ""),
+            ("propagation_p99_ms", figures.propagation_p99_ms, "< 50"),
+            ("wire_bytes_per_event", figures.wire_bytes_per_event, "< 250"),
+            ("village_idle_rss_mb", figures.village_idle_rss_mb, "< 30"),
+            ("village_sync_peak_rss_mb", figures.village_sync_peak_rss_mb, "< 100"),
+        ];
+        for (name, value, target) in rows {
+            println!("  {name:<28} {value:>12.2}   {target}");
+        }
+    }
+    Ok(())
+}
+
+fn node_store(cluster: &Cluster, id: &NodeId) -> Result<Arc<Store>> {
+    Ok(cluster
+        .node(id)
+        .with_context(|| format!("{id} is not running"))?
+        .store
+        .clone())
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Writes the village's certificate files and configuration; returns the config path.
+async fn write_village_config(cluster: &Cluster, dir: &Path, village: &NodeId) -> Result<PathBuf> {
+    let issued = cluster.ca().issue(&Principal::Node(village.clone()))?;
+    std::fs::write(dir.join("ca.pem"), cluster.ca().cert_pem())?;
+    std::fs::write(dir.join("node.pem"), &issued.cert_pem)?;
+    std::fs::write(dir.join("node.key"), &issued.key_pem)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let config = format!(
+        "node_id = \"{village}\"\nlisten = \"127.0.0.1:{port}\"\nparent = \"https://127.0.0.1:1\"\n\
+         data_dir = \"{}\"\n\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\n[log]\nfilter = \"warn\"\n",
+        dir.display(),
+        dir.join("ca.pem").display(),
+        dir.join("node.pem").display(),
+        dir.join("node.key").display()
+    );
+    let path = dir.join("village.toml");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+fn rewrite_parent(path: &Path, parent: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let text = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("parent = ") {
+                format!("parent = \"{parent}\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(path, text + "\n")?;
+    Ok(())
+}
+
+fn spawn_node(config: &Path) -> Result<Child> {
+    let exe = std::env::current_exe()?;
+    Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the village process")
+}
+
+/// A value in MB from /proc/<pid>/status (`VmRSS:`, `VmHWM:`).
+fn proc_status_mb(pid: u32, key: &str) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{key} not in /proc/{pid}/status"))?;
+    Ok(kb / 1024.0)
+}
+
+/// A loopback TCP proxy that counts every byte in both directions.
+struct CountingProxy {
+    addr: std::net::SocketAddr,
+    bytes: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    async fn start(target: std::net::SocketAddr) -> Result<CountingProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let counter = bytes.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    if let Ok(outbound) = TcpStream::connect(target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        let (ri, wi) = inbound.into_split();
+                        let (ro, wo) = outbound.into_split();
+                        let up = pump(ri, wo, counter.clone());
+                        let down = pump(ro, wi, counter);
+                        let _ = tokio::join!(up, down);
+                    }
+                });
+            }
+        });
+        Ok(CountingProxy { addr, bytes })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    counter: Arc<AtomicU64>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        to.write_all(&buf[..n]).await?;
+    }
+}

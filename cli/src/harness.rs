@@ -1,0 +1,83 @@
+//! Pieces `demo` and `bench` share: Wuhua's tree as node ids, a catalogue split into its two
+//! delegation batches, and `tongban node serve` for running a node in a child process.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use tongban_core::catalogue::import::parse_csv;
+use tongban_core::catalogue::model::{DelegationMode, Item, SealType};
+use tongban_core::config::NodeConfig;
+use tongban_core::ids::NodeId;
+use tongban_core::wuhua;
+
+/// County, the 16 townships, and the first `villages_per_township` villages of each.
+pub fn wuhua_nodes(villages_per_township: usize) -> Result<Vec<NodeId>> {
+    let mut nodes = vec![NodeId::new(wuhua::COUNTY_CODE)?];
+    for township in wuhua::TOWNSHIPS.iter() {
+        nodes.push(NodeId::new(township.code)?);
+    }
+    for township in wuhua::TOWNSHIPS.iter() {
+        for code in wuhua::village_codes(township).into_iter().take(villages_per_township) {
+            nodes.push(NodeId::new(code)?);
+        }
+    }
+    Ok(nodes)
+}
+
+/// The sample catalogue as shipped (both batches delegated).
+pub fn sample_catalogue() -> Result<Vec<Item>> {
+    parse_csv(wuhua::SAMPLE_CATALOGUE_CSV.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the bundled sample catalogue does not parse: {e}"))
+}
+
+/// The catalogue as it stood before the second batch was delegated: batch-2 items are still
+/// handled by the county.
+pub fn first_batch_only(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .cloned()
+        .map(|mut item| {
+            if item.batch == 2 {
+                item.batch = 0;
+                item.delegation = DelegationMode::NotDelegated;
+                item.seal = SealType::derive(item.delegation, item.category);
+            }
+            item
+        })
+        .collect()
+}
+
+/// Serialises items as JSON in the import format, so the demo imports through the real RPC.
+pub fn to_json(items: &[Item]) -> Result<Vec<u8>> {
+    Ok(tongban_core::catalogue::import::to_json(items)
+        .context("serialising the catalogue")?
+        .into_bytes())
+}
+
+/// `tongban node serve --config FILE`: any tier, chosen by the node id.
+pub fn run_node_process(path: &Path) -> ExitCode {
+    let config = match NodeConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tongban_core::telemetry::init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tier = config.node_id.tier();
+    match runtime.block_on(tongban_core::node::serve_config(tier, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `tongban`: the operator command line. It talks to any node over mTLS with an operator
+//! certificate (`catalogue`, `status`, `alarms`), creates development certificates (`pki init`),
+//! and runs the local demonstration tree (`demo`) and the benchmark (`bench`).
+
+mod bench;
+mod client;
+mod commands;
+mod demo;
+mod harness;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::Connection;
+
+#[derive(Parser)]
+#[command(
+    name = "tongban",
+    version,
+    about = "Tongban: county, township and village service centres on one platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The matter catalogue: import (county), list, show, versions.
+    Catalogue {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: commands::CatalogueAction,
+    },
+    /// A node's identity, catalogue version and per-link lag.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+        /// Print the raw status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Integrity alarms and quarantined events at a node.
+    Alarms {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Development certificates.
+    Pki {
+        #[command(subcommand)]
+        action: commands::PkiAction,
+    },
+    /// Start a local tree (county, 16 townships, villages) on embedded SQLite and run a day.
+    Demo(demo::DemoArgs),
+    /// Measure replication throughput, catch-up, propagation, wire size and memory.
+    Bench(bench::BenchArgs),
+    /// Run a node daemon of any tier in this process (`tongban node serve --config FILE`).
+    #[command(hide = true)]
+    Node {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tongban_core::tls::install_crypto_provider();
+    let cli = Cli::parse();
+    if let Command::Node { config } = &cli.command {
+        return harness::run_node_process(config);
+    }
+    // Nodes started in this process (demo, bench) log errors only, unless RUST_LOG says more.
+    tongban_core::telemetry::init_logging(&tongban_core::config::LogConfig {
+        filter: "error".into(),
+        ..Default::default()
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Catalogue { conn, action } => commands::catalogue(conn, action).await,
+            Command::Status { conn, json } => commands::status(conn, json).await,
+            Command::Alarms { conn, limit } => commands::alarms(conn, limit).await,
+            Command::Pki { action } => commands::pki(action),
+            Command::Demo(args) => demo::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Node { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
