@@ -49,6 +49,7 @@ async fn outbound(cluster: &Cluster, node: &NodeId, peer: &NodeId, role: LinkRol
         .events_for(peer, role, 0, 100_000)
         .await
         .unwrap()
+        .0
         .into_iter()
         .filter_map(|s| s.event)
         .collect()

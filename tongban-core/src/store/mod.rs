@@ -9,6 +9,7 @@
 
 mod catalogue;
 mod links;
+mod recent;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +119,8 @@ pub struct Store {
     writer: Mutex<WriterState>,
     // Last committed local_seq; link senders wait on it to push new events live.
     committed: watch::Sender<u64>,
+    // The newest events in memory, so link senders that keep up do not re-read them.
+    recent: recent::RecentEvents,
 }
 
 /// Rows per multi-row INSERT: 14 columns × 400 rows stays under SQLite's 32,766 parameters.
@@ -190,6 +193,12 @@ impl Store {
         let catalogue = catalogue::load_head(&pool).await?;
         let last_local = last_local.unwrap_or(0);
         let (committed, _) = watch::channel(last_local as u64);
+        // Enough to relay several full batches from memory; a village keeps less.
+        let recent_budget = if node.tier() == crate::ids::Tier::Village {
+            2 << 20
+        } else {
+            16 << 20
+        };
         let store = Store {
             pool,
             backend,
@@ -201,6 +210,7 @@ impl Store {
                 catalogue,
             }),
             committed,
+            recent: recent::RecentEvents::new(last_local as u64 + 1, recent_budget),
         };
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
             .fetch_one(&store.pool)
@@ -285,6 +295,7 @@ impl Store {
         }
         insert_events(&mut tx, &staged).await?;
         tx.commit().await?;
+        self.recent.push(&staged);
         *writer = state;
         let last = (writer.next_local_seq - 1) as u64;
         drop(writer);
@@ -391,6 +402,7 @@ impl Store {
         insert_events(&mut tx, &staged).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
+        self.recent.push(&staged);
         *writer = state;
         let last = (writer.next_local_seq - 1) as u64;
         drop(writer);
@@ -418,36 +430,50 @@ impl Store {
         }
     }
 
-    /// Up to `limit` events routed to `peer` with local_seq after `after`, in local_seq order.
+    /// Up to `limit` events routed to `peer` with local_seq after `after`, in local_seq order,
+    /// and the local_seq through which the log has been considered for this peer (at least the
+    /// last event returned; further when nothing else was routed to the peer), so a sender can
+    /// move past stretches of events that are not for its peer.
     pub async fn events_for(
         &self,
         peer: &NodeId,
         role: LinkRole,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<pb::SyncedEvent>, StoreError> {
-        let limit = limit as i64;
-        let after = after as i64;
+    ) -> Result<(Vec<pb::SyncedEvent>, u64), StoreError> {
+        if let Some(served) = self.recent.serve(peer.as_str(), role, after, limit) {
+            return Ok(served);
+        }
+        // Everything committed up to here is visible to the queries below.
+        let committed = self.last_local_seq();
+        let limit_rows = limit as i64;
+        let after_row = after as i64;
         let rows = match role {
             LinkRole::Parent => {
                 sqlx::query(
                     "SELECT local_seq, envelope FROM events \
                      WHERE to_parent = 1 AND local_seq > $1 ORDER BY local_seq LIMIT $2",
                 )
-                .bind(after)
-                .bind(limit)
+                .bind(after_row)
+                .bind(limit_rows)
                 .fetch_all(&self.pool)
                 .await?
             }
             LinkRole::Child => {
                 // Two index range scans (this child's path events, every child's down events)
                 // merged by local_seq; one query with OR would sort the whole backlog.
-                let mine = fetch_down(&self.pool, peer.as_str(), after, limit).await?;
-                let all = fetch_down(&self.pool, event::ALL_CHILDREN, after, limit).await?;
-                merge_limited(mine, all, limit as usize)
+                let mine = fetch_down(&self.pool, peer.as_str(), after_row, limit_rows).await?;
+                let all = fetch_down(&self.pool, event::ALL_CHILDREN, after_row, limit_rows).await?;
+                merge_limited(mine, all, limit)
             }
         };
-        rows.iter().map(row_to_synced).collect()
+        let events = rows.iter().map(row_to_synced).collect::<Result<Vec<_>, _>>()?;
+        let through = match events.last() {
+            Some(last) if events.len() >= limit => last.local_seq,
+            Some(last) => last.local_seq.max(committed),
+            None => committed.max(after),
+        };
+        Ok((events, through))
     }
 
     /// Count and digest of what this node routed to `peer` up to `up_to`.

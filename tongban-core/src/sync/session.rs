@@ -181,16 +181,17 @@ async fn send(
         committed.borrow_and_update();
         while in_flight.len() < max_in_flight {
             let started = std::time::Instant::now();
-            let events = match store.events_for(peer, session.role, position, batch_events).await {
-                Ok(events) => events,
+            let (events, through) = match store.events_for(peer, session.role, position, batch_events).await {
+                Ok(read) => read,
                 Err(e) => return e.into(),
             };
-            if !events.is_empty() {
-                debug!(%peer, count = events.len(), elapsed_ms = started.elapsed().as_millis() as u64, "read batch");
-            }
-            let Some(last) = events.last().map(|e| e.local_seq) else {
+            if events.is_empty() {
+                // Nothing for this peer up to `through`: no need to look at that stretch again.
+                position = position.max(through);
                 break;
-            };
+            }
+            debug!(%peer, count = events.len(), elapsed_ms = started.elapsed().as_millis() as u64, "read batch");
+            let last = through;
             let batch = pb::EventBatch {
                 events,
                 through_local_seq: last,
