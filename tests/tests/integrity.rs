@@ -288,3 +288,62 @@ async fn a_relaying_township_keeps_a_busy_child_link_up() {
     wait_for_county(&cluster, &fake, BATCHES * PER_BATCH).await;
     cluster.stop_all().await;
 }
+
+/// The same guarantees with every store of the tree on PostgreSQL: duplicates are no-ops, a
+/// conflicting copy raises exactly one alarm and is kept out of the log, and the events that
+/// were accepted travel on up to the county.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_holds_with_every_store_on_postgresql() {
+    setup();
+    let Some(pg) = tests::pg::TempPostgres::start() else {
+        eprintln!("{}", tests::pg::SKIP_MESSAGE);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let county = id(COUNTY);
+    let (township, village) = (id(T1), id(T1_VILLAGES[0]));
+    let ids = vec![county.clone(), township.clone(), village.clone()];
+    let mut stores = Vec::new();
+    for node in &ids {
+        let db = format!("tongban_{node}");
+        pg.create_database(&db);
+        stores.push((node.clone(), StoreLocation::Url(pg.url(&db))));
+    }
+    let mut cluster = tree::cluster(dir.path(), &ids, stores, SyncConfig::default()).await;
+    tree::start_linked(&mut cluster).await;
+
+    // A fake village below the real township: its events must reach the county via the township.
+    let fake = id(T1_VILLAGES[1]);
+    let mut child = link_as(&cluster, &township, &fake).await;
+    let events = sealed_probes(&fake, 1..=5, 31);
+    child.send_batch(&numbered(&events, 1), 5).await;
+    child.expect_ack(5, TIMEOUT).await;
+    child.send_batch(&numbered(&events, 1), 5).await;
+    child.expect_ack(5, TIMEOUT).await;
+    let other = sealed_probes(&fake, 2..=2, 77).remove(0);
+    assert_ne!(other.content_hash, events[1].content_hash);
+    child.send_batch(&[(6, other)], 6).await;
+    child.expect_ack(6, TIMEOUT).await;
+
+    wait_for_county(&cluster, &fake, 5).await;
+    let township_store = &cluster.node(&township).unwrap().store;
+    assert_eq!(township_store.count_from_origin(&fake).await.unwrap(), 5);
+    let alarms = township_store.alarms(10).await.unwrap();
+    assert_eq!(alarms.len(), 1, "exactly one alarm expected: {alarms:#?}");
+    assert_eq!(alarms[0].kind, AlarmKind::ConflictingDuplicate as i32);
+    assert_eq!((alarms[0].origin.as_str(), alarms[0].seq), (fake.as_str(), 2));
+    let county_store = &cluster.node(&county).unwrap().store;
+    assert_eq!(
+        county_store.alarm_count().await.unwrap(),
+        0,
+        "the conflicting copy must not travel on"
+    );
+    for (seq, event) in (1u64..).zip(&events) {
+        assert!(
+            county_store.has_event(fake.as_str(), seq).await.unwrap(),
+            "county lacks {fake}/{seq}"
+        );
+        assert_eq!(event.seq, seq);
+    }
+    cluster.stop_all().await;
+}
