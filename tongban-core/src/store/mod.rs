@@ -293,7 +293,7 @@ impl Store {
             state.next_local_seq += 1;
             state.next_own_seq += 1;
         }
-        insert_events(&mut tx, &staged).await?;
+        insert_events(&mut tx, self.backend, &staged).await?;
         tx.commit().await?;
         self.recent.push(&staged);
         *writer = state;
@@ -399,7 +399,7 @@ impl Store {
             state.next_local_seq += 1;
         }
         report.applied = staged.len();
-        insert_events(&mut tx, &staged).await?;
+        insert_events(&mut tx, self.backend, &staged).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
         self.recent.push(&staged);
@@ -569,10 +569,10 @@ struct StagedEvent {
 /// Columns of one `events` row, in insert order.
 const EVENT_COLUMNS: usize = 14;
 
-/// `INSERT INTO events (...) VALUES ($1, ..., $14), ($15, ...)` for `rows` rows. Numbered
-/// placeholders work on both SQLite and PostgreSQL (sqlx's `QueryBuilder` writes `?` for the
-/// `Any` driver, which PostgreSQL rejects).
-fn insert_sql(rows: usize) -> String {
+/// `INSERT INTO events (...) VALUES (...), (...)` for `rows` rows: `?` placeholders on SQLite,
+/// `$1 ... $n` on PostgreSQL (which rejects `?`). SQLite treats `$n` as a *named* parameter and
+/// resolves each name by a search, which costs O(n²) over the thousands in one statement.
+fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(200 + rows * EVENT_COLUMNS * 6);
     sql.push_str(
         "INSERT INTO events (local_seq, origin, seq, hlc, kind, subject, route_key, content_hash, \
@@ -587,19 +587,28 @@ fn insert_sql(rows: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * EVENT_COLUMNS + col + 1).to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * EVENT_COLUMNS + col + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
     sql
 }
 
-async fn insert_events(tx: &mut Transaction<'static, Any>, staged: &[StagedEvent]) -> Result<(), StoreError> {
+async fn insert_events(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    staged: &[StagedEvent],
+) -> Result<(), StoreError> {
     let stored_ms = wall_ms() as i64;
     for chunk in staged.chunks(INSERT_CHUNK) {
         // The statement text holds only generated placeholders; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
+        let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len(), backend)));
         for s in chunk {
             let e = &s.event;
             query = query
