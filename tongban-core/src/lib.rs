@@ -9,6 +9,8 @@
 //! - [`api`]: the operator gRPC services; [`node`]: running a node; [`config`]: its configuration.
 
 pub mod api;
+pub mod calendar;
+pub mod case;
 pub mod catalogue;
 pub mod cluster;
 pub mod config;
@@ -23,4 +25,5 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
+pub mod warnings;
 pub mod wuhua;

@@ -1,0 +1,297 @@
+//! The case projection: [`CaseView`] is what every node that a case routes to knows about it,
+//! built by [`CaseView::open`] from the submission and then by [`CaseView::apply`] from each
+//! decided [`Transition`], in order. Folding is pure and deterministic: the same transitions in
+//! the same order always give the same view, on every replica.
+
+use serde::{Deserialize, Serialize};
+
+use super::id::{CaseId, CaseNumber};
+use super::model::{
+    ActionKind, Actor, ApplicantSummary, CaseAction, CaseState, ItemTerms, Outcome, RatingLevel, StateKind,
+};
+use super::rules::{Refusal, Transition, decide, tiers_for};
+use crate::catalogue::SealType;
+use crate::ids::{NodeId, Tier};
+use crate::pki::Principal;
+
+/// What the node that starts a case knows at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// Minted at the submitting node ([`CaseId::new`]).
+    pub id: CaseId,
+    /// Allocated by the submitting node ([`CaseNumber::new`]).
+    pub number: CaseNumber,
+    /// The item's terms in the submitting node's catalogue; pinned again at acceptance.
+    pub terms: ItemTerms,
+    pub applicant: ApplicantSummary,
+}
+
+/// One row of the case's process record (办理过程): a step taken, by whom, where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub action: CaseAction,
+    /// `None` for the submission that opened the case.
+    pub from_state: Option<CaseState>,
+    pub to_state: CaseState,
+    /// The authoring principal, as text (`operator:441424100:wang.fang`).
+    pub by: String,
+    /// The node the step was taken at.
+    pub at_node: NodeId,
+    pub at_ms: u64,
+    /// The reason, opinion or materials list, if the action carries one.
+    pub reason: Option<String>,
+    /// The holder after the step.
+    pub holder: NodeId,
+}
+
+/// The decision taken on a case (审批决定).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub approved: bool,
+    pub reason: Option<String>,
+    pub seal: SealType,
+    pub by: String,
+    pub at_node: NodeId,
+    pub at_ms: u64,
+}
+
+/// The applicant's rating (好差评).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingRecord {
+    pub level: RatingLevel,
+    /// The automatic "basically satisfied" recorded when the applicant did not rate in time.
+    pub defaulted: bool,
+    pub by: String,
+    pub at_node: NodeId,
+    pub at_ms: u64,
+}
+
+/// A stretch of time the promised-time clock stood still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseInterval {
+    /// The paused state (supplement requested, special procedure or suspended).
+    pub state: StateKind,
+    pub from_ms: u64,
+    /// `None` while the case is still paused.
+    pub until_ms: Option<u64>,
+}
+
+/// The projection of one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseView {
+    pub id: CaseId,
+    pub number: CaseNumber,
+    /// The item terms: from the submitting node's catalogue until acceptance, then those of the
+    /// catalogue version the case was accepted under.
+    pub terms: ItemTerms,
+    /// The catalogue version the case was accepted under; `None` before acceptance.
+    pub accepted_under: Option<u64>,
+    pub applicant: ApplicantSummary,
+    /// The node where the case started (a village service point or a township window).
+    pub origin: NodeId,
+    /// The only node that may move the case now.
+    pub holder: NodeId,
+    pub state: CaseState,
+    /// True while the promised-time clock is stopped.
+    pub paused: bool,
+    /// When the current pause began.
+    pub paused_since_ms: Option<u64>,
+    pub decision: Option<DecisionRecord>,
+    /// How the case ended, once concluded (not set for a case not accepted).
+    pub outcome: Option<Outcome>,
+    /// The seal the result was issued under.
+    pub issued_seal: Option<SealType>,
+    /// Whether the result was delivered by courier, once delivered.
+    pub delivered_by_courier: Option<bool>,
+    pub rating: Option<RatingRecord>,
+    pub submitted_ms: u64,
+    pub received_ms: Option<u64>,
+    pub accepted_ms: Option<u64>,
+    pub concluded_ms: Option<u64>,
+    pub issued_ms: Option<u64>,
+    /// Every step, oldest first; the first is the submission.
+    pub history: Vec<StageRecord>,
+}
+
+impl CaseView {
+    /// Opens a case at the actor's node (a village service point or a township window): the
+    /// id and number must have been made there. The case starts `submitted`, held by that node.
+    pub fn open(submission: Submission, actor: &Actor) -> Result<CaseView, Refusal> {
+        if let Principal::Courier { .. } = actor.principal {
+            return Err(Refusal::WrongRole {
+                role: actor.principal.role(),
+            });
+        }
+        let here = actor.node();
+        let delegation = submission.terms.delegation;
+        if !tiers_for(ActionKind::Submit, delegation).contains(&here.tier()) {
+            return Err(Refusal::WrongTier {
+                tier: here.tier(),
+                action: ActionKind::Submit,
+                delegation,
+            });
+        }
+        let invalid = |field: &'static str, message: String| Refusal::Invalid {
+            action: ActionKind::Submit,
+            field,
+            message,
+        };
+        if submission.id.origin() != here {
+            return Err(invalid("id", format!("{} was not minted at {here}", submission.id)));
+        }
+        if submission.number.node() != here {
+            return Err(invalid(
+                "number",
+                format!("{} was not allocated at {here}", submission.number),
+            ));
+        }
+        if submission.applicant.name.trim().is_empty() {
+            return Err(invalid("applicant.name", "must not be blank".to_owned()));
+        }
+        let record = StageRecord {
+            action: CaseAction::Submit,
+            from_state: None,
+            to_state: CaseState::Submitted,
+            by: actor.principal.to_string(),
+            at_node: here.clone(),
+            at_ms: actor.at_ms,
+            reason: None,
+            holder: here.clone(),
+        };
+        Ok(CaseView {
+            id: submission.id,
+            number: submission.number,
+            terms: submission.terms,
+            accepted_under: None,
+            applicant: submission.applicant,
+            origin: here.clone(),
+            holder: here.clone(),
+            state: CaseState::Submitted,
+            paused: false,
+            paused_since_ms: None,
+            decision: None,
+            outcome: None,
+            issued_seal: None,
+            delivered_by_courier: None,
+            rating: None,
+            submitted_ms: actor.at_ms,
+            received_ms: None,
+            accepted_ms: None,
+            concluded_ms: None,
+            issued_ms: None,
+            history: vec![record],
+        })
+    }
+
+    /// The township whose window serves the case: the origin township, or the township of the
+    /// origin village. Results come back here to be issued.
+    pub fn front_desk(&self) -> NodeId {
+        match self.origin.tier() {
+            Tier::Village => self.origin.parent().unwrap_or_else(|| self.origin.clone()),
+            _ => self.origin.clone(),
+        }
+    }
+
+    /// Folds a transition [`decide`] made for this view in its current state. Pure and
+    /// deterministic; it does not re-check legality (call `decide` for that).
+    pub fn apply(&mut self, t: &Transition) {
+        let by = t.by.to_string();
+        match &t.action {
+            CaseAction::Receive => self.received_ms = Some(t.at_ms),
+            CaseAction::Accept { terms } => {
+                self.terms = terms.clone();
+                self.accepted_under = Some(terms.catalogue_version);
+                self.accepted_ms = Some(t.at_ms);
+            }
+            CaseAction::Decide { approve, reason, seal } => {
+                self.decision = Some(DecisionRecord {
+                    approved: *approve,
+                    reason: (!reason.trim().is_empty()).then(|| reason.clone()),
+                    seal: *seal,
+                    by: by.clone(),
+                    at_node: t.at_node.clone(),
+                    at_ms: t.at_ms,
+                });
+            }
+            CaseAction::SendBack { .. } => self.decision = None,
+            CaseAction::Issue { seal } => {
+                self.issued_seal = Some(*seal);
+                self.issued_ms = Some(t.at_ms);
+            }
+            CaseAction::Deliver { by_courier } => self.delivered_by_courier = Some(*by_courier),
+            CaseAction::Rate { level, defaulted } => {
+                self.rating = Some(RatingRecord {
+                    level: *level,
+                    defaulted: *defaulted,
+                    by: by.clone(),
+                    at_node: t.at_node.clone(),
+                    at_ms: t.at_ms,
+                });
+            }
+            _ => {}
+        }
+        if let CaseState::Concluded { outcome } = &t.to
+            && t.from.kind() != StateKind::Concluded
+        {
+            self.outcome = Some(outcome.clone());
+            self.concluded_ms = Some(t.at_ms);
+        }
+        let paused = t.to.is_paused();
+        if !paused {
+            self.paused_since_ms = None;
+        } else if !self.paused {
+            self.paused_since_ms = Some(t.at_ms);
+        }
+        self.paused = paused;
+        self.state = t.to.clone();
+        self.holder = t.holder.clone();
+        self.history.push(StageRecord {
+            action: t.action.clone(),
+            from_state: Some(t.from.clone()),
+            to_state: t.to.clone(),
+            by,
+            at_node: t.at_node.clone(),
+            at_ms: t.at_ms,
+            reason: t.reason.clone(),
+            holder: t.holder.clone(),
+        });
+    }
+
+    /// [`decide`] then [`CaseView::apply`]: takes the step if it is legal and returns it.
+    pub fn act(&mut self, action: &CaseAction, actor: &Actor) -> Result<Transition, Refusal> {
+        let t = decide(self, action, actor)?;
+        self.apply(&t);
+        Ok(t)
+    }
+
+    /// The stretches the clock stood still, oldest first (the last may still be open).
+    pub fn pause_intervals(&self) -> Vec<PauseInterval> {
+        let mut out: Vec<PauseInterval> = Vec::new();
+        for r in &self.history {
+            let was = r.from_state.as_ref().is_some_and(CaseState::is_paused);
+            let now = r.to_state.is_paused();
+            if was
+                && !now
+                && let Some(open) = out.last_mut()
+            {
+                open.until_ms = Some(r.at_ms);
+            }
+            if now && !was {
+                out.push(PauseInterval {
+                    state: r.to_state.kind(),
+                    from_ms: r.at_ms,
+                    until_ms: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// Milliseconds the clock stood still up to `now_ms` (open pauses count up to `now_ms`).
+    pub fn paused_ms(&self, now_ms: u64) -> u64 {
+        self.pause_intervals()
+            .iter()
+            .map(|p| p.until_ms.unwrap_or(now_ms).saturating_sub(p.from_ms))
+            .sum()
+    }
+}
