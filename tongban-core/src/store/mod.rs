@@ -147,16 +147,21 @@ impl Store {
             })
             .acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
+            // Page cache per connection: a relaying node reads back what it just wrote, and that
+            // should come from memory; a village relays nothing and keeps its footprint small.
+            let cache_pragma = if node.tier() == crate::ids::Tier::Village {
+                "PRAGMA cache_size = -1024"
+            } else {
+                "PRAGMA cache_size = -8192"
+            };
+            options = options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // WAL + FULL: an acknowledged commit survives kill -9 and power loss.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    // 8 MiB of page cache per connection: a relaying node reads back what it
-                    // just wrote, and that should come from memory.
-                    sqlx::query("PRAGMA cache_size = -8192").execute(&mut *conn).await?;
+                    sqlx::query(cache_pragma).execute(&mut *conn).await?;
                     Ok(())
                 })
             });
@@ -195,7 +200,7 @@ impl Store {
         let (committed, _) = watch::channel(last_local as u64);
         // Enough to relay several full batches from memory; a village keeps less.
         let recent_budget = if node.tier() == crate::ids::Tier::Village {
-            2 << 20
+            1 << 20
         } else {
             16 << 20
         };
