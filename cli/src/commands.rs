@@ -76,6 +76,12 @@ pub enum PkiAction {
     },
 }
 
+/// `text` padded with spaces to `width` terminal columns (CJK characters take two).
+fn cell(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
 fn delegation_name(v: i32) -> &'static str {
     match pb::DelegationMode::try_from(v) {
         Ok(pb::DelegationMode::Authorised) => "授权",
@@ -170,22 +176,23 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                 if shown == 0 {
                     println!("catalogue version {} — {} items match", page.version, page.total);
                     println!(
-                        "{:<14} {:<8} {:<6} {:<4} {:<10} 名称",
-                        "事项编码", "方式", "批次", "时限", "领域"
+                        "{} {} {} {} {} 名称",
+                        cell("事项编码", 14),
+                        cell("方式", 6),
+                        cell("批次", 6),
+                        cell("时限", 6),
+                        cell("领域", 16)
                     );
                 }
                 for item in &page.items {
+                    let batch = if item.batch == 0 { "-".to_string() } else { format!("第{}批", item.batch) };
                     println!(
-                        "{:<14} {:<8} {:<6} {:<4} {:<10} {}",
-                        item.item_code,
-                        delegation_name(item.delegation),
-                        if item.batch == 0 {
-                            "-".to_string()
-                        } else {
-                            format!("第{}批", item.batch)
-                        },
-                        item.promised_days,
-                        item.domain,
+                        "{} {} {} {} {} {}",
+                        cell(&item.item_code, 14),
+                        cell(delegation_name(item.delegation), 6),
+                        cell(&batch, 6),
+                        cell(&format!("{}天", item.promised_days), 6),
+                        cell(&item.domain, 16),
                         item.name
                     );
                 }
