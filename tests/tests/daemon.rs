@@ -1,0 +1,177 @@
+//! A node daemon as an operator meets it: environment variables override the configuration
+//! file, it answers gRPC health and reflection (v1 and v1alpha), it writes JSON logs on
+//! request, and SIGTERM stops it cleanly with exit status 0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tests::bin::{NodeToml, free_addr, node_command};
+use tests::wait::TIMEOUT;
+use tests::{COUNTY, id, ops, setup};
+use tokio_stream::StreamExt;
+use tongban_core::pki;
+use tongban_core::tls::TlsFiles;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_on_sigterm() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let county = id(COUNTY);
+    let layout = pki::init_dir(
+        &dir.path().join("pki"),
+        std::slice::from_ref(&county),
+        &[(county.clone(), "admin".into())],
+    )
+    .unwrap();
+    let (file_addr, env_addr) = (free_addr(), free_addr());
+    let config = dir.path().join("county.toml");
+    NodeToml {
+        node_id: county.as_str(),
+        listen: file_addr,
+        parent: None,
+        data_dir: &dir.path().join("data"),
+        tls: &TlsFiles::node(&layout, &county),
+        sync: "",
+    }
+    .write(&config);
+    let log_path = dir.path().join("county.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = node_command("county-node")
+        .args(["serve", "--config", config.to_str().unwrap(), "--json-logs"])
+        .env("TONGBAN_LISTEN", env_addr.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+
+    // The environment wins over the file: the node listens on the overriding address.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while tokio::net::TcpStream::connect(env_addr).await.is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "the county exited early");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing listens on the TONGBAN_LISTEN address"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        tokio::net::TcpStream::connect(file_addr).await.is_err(),
+        "the file's address must not be used when TONGBAN_LISTEN is set"
+    );
+
+    let operator = TlsFiles::operator(&layout, &county, "admin").load().unwrap();
+    let channel = ops::channel_with(env_addr, &operator).await;
+
+    // Health: the server as a whole and each Tongban service.
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "tongban.v1.Sync", "tongban.v1.Node", "tongban.v1.Catalogue"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("health of {service:?}: {s:?}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "health of {service:?}");
+    }
+
+    // Reflection v1 and v1alpha both list the contract and the health service.
+    {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(channel.clone());
+        let mut stream = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Ok(response)) = stream.next().await else {
+            panic!("no reflection v1 answer")
+        };
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("reflection v1 did not list services")
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for expected in [
+            "tongban.v1.Sync",
+            "tongban.v1.Node",
+            "tongban.v1.Catalogue",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "reflection v1 lacks {expected}: {names:?}"
+            );
+        }
+    }
+    {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(channel.clone());
+        let mut stream = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Ok(response)) = stream.next().await else {
+            panic!("no reflection v1alpha answer")
+        };
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("reflection v1alpha did not list services")
+        };
+        assert!(
+            list.service.iter().any(|s| s.name == "tongban.v1.Catalogue"),
+            "{:?}",
+            list.service
+        );
+    }
+    drop(channel);
+
+    // SIGTERM: a clean stop with status 0.
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the county did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+
+    // Every log line is one JSON object; the start and the shutdown are among them.
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|v| v["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"node started"), "{messages:?}");
+    assert!(messages.contains(&"shutting down"), "{messages:?}");
+}
