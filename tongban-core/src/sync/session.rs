@@ -25,6 +25,9 @@ use crate::store::{LinkRole, Store, StoreError};
 /// and a full queue is what slows the sender down to the link's pace.
 pub const OUTBOUND_QUEUE: usize = 8;
 
+/// How often the latest acknowledgement from the peer is written down.
+const ACK_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Control messages from the receiving half to the sending half (acks, checksum replies). At
 /// most `max_in_flight` acks plus one reply are ever outstanding.
 const CONTROL_QUEUE: usize = 64;
@@ -170,6 +173,12 @@ async fn send(
     let mut position = session.peer_applied;
     let mut in_flight: VecDeque<u64> = VecDeque::new();
     let mut probe_pending = false;
+    // Acknowledgements only feed the lag figures, so they are persisted at most once a second
+    // rather than in a transaction (and an fsync) per batch on the hot path.
+    let mut acked = session.peer_applied;
+    let mut acked_persisted = session.peer_applied;
+    let mut ack_flush = tokio::time::interval(ACK_FLUSH_EVERY);
+    ack_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checksum_timer = session.sync.checksum_interval().map(|every| {
         let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -218,13 +227,11 @@ async fn send(
             }
             msg = control.recv() => match msg {
                 None => return SessionError::PeerClosed,
-                Some(Control::Ack(acked)) => {
-                    while in_flight.front().is_some_and(|&t| t <= acked) {
+                Some(Control::Ack(up_to)) => {
+                    while in_flight.front().is_some_and(|&t| t <= up_to) {
                         in_flight.pop_front();
                     }
-                    if let Err(e) = store.record_ack(peer, acked).await {
-                        return e.into();
-                    }
+                    acked = acked.max(up_to);
                 }
                 Some(Control::ChecksumReply(reply)) => {
                     probe_pending = false;
@@ -237,6 +244,12 @@ async fn send(
                     }
                 }
             },
+            _ = ack_flush.tick(), if acked > acked_persisted => {
+                if let Err(e) = store.record_ack(peer, acked).await {
+                    return e.into();
+                }
+                acked_persisted = acked;
+            }
             _ = probe_due, if in_flight.is_empty() && !probe_pending => {
                 match store.outbound_checksum(peer, session.role, position).await {
                     Ok((count, digest)) => {
