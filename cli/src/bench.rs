@@ -6,7 +6,7 @@
 //! - `initial_sync_events_per_s`: 100,000 ~1 KB case-shaped events authored at the village
 //!   before it starts, from process start until all are durable at the county.
 //! - `catchup_ms`: the village stopped, 1,000 events written for it above, then from process
-//!   start until it has applied and acknowledged them all.
+//!   start until the village itself reports holding them all.
 //! - `propagation_p50_ms` / `propagation_p99_ms`: county → village (in-process village) with
 //!   links up, one event at a time.
 //! - `wire_bytes_per_event`: proxy bytes (both directions) during the initial sync ÷ events.
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -30,7 +31,10 @@ use tongban_core::config::SyncConfig;
 use tongban_core::ids::NodeId;
 use tongban_core::pki::Principal;
 use tongban_core::probe::ProbeGenerator;
-use tongban_core::store::{LinkRole, Store, StoreLocation};
+use tongban_core::store::{Store, StoreLocation};
+use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial};
+use tongban_proto::v1::{self as pb, node_client::NodeClient};
+use tonic::transport::{Channel, Endpoint};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -92,7 +96,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     // The measured village: certificate files, a config, and its events authored beforehand.
     let village_dir = dir.join("village");
     std::fs::create_dir_all(&village_dir)?;
-    let config_path = write_village_config(&cluster, &village_dir, &village).await?;
+    let (config_path, village_addr) = write_village_config(&cluster, &village_dir, &village).await?;
     say(&format!("authoring {} events at village {VILLAGE} ...", args.events));
     {
         let store = Store::open(&StoreLocation::in_data_dir(&village_dir, &village), &village).await?;
@@ -163,21 +167,29 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         },
     )
     .await?;
-    let routed_to_village = township_store.last_local_seq();
+    // Caught up = the village itself reports every event (its own and those written for it),
+    // asked over its operator API from the moment it listens.
+    let expected_at_village = args.events + args.catchup_events;
+    let operator = operator_tls(&cluster)?;
     let started = Instant::now();
     let mut child = spawn_node(&config_path)?;
-    wait_until(Duration::from_secs(60), "the village to catch up", || {
-        let store = township_store.clone();
-        let village = village.clone();
-        async move {
-            store
-                .link(&village, LinkRole::Child)
-                .await
-                .map(|l| l.acked_by_peer >= routed_to_village)
-                .unwrap_or(false)
+    let mut status: Option<NodeClient<Channel>> = None;
+    loop {
+        if status.is_none() {
+            status = connect(village_addr, &operator).await.map(NodeClient::new);
         }
-    })
-    .await?;
+        if let Some(client) = status.as_mut() {
+            match client.status(pb::StatusRequest {}).await {
+                Ok(reply) if reply.get_ref().events_stored >= expected_at_village => break,
+                Ok(_) => {}
+                Err(_) => status = None,
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the village did not catch up within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let catchup_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     // Idle memory: the restarted village, caught up, with its link open and nothing to do.
@@ -268,8 +280,34 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Writes the village's certificate files and configuration; returns the config path.
-async fn write_village_config(cluster: &Cluster, dir: &Path, village: &NodeId) -> Result<PathBuf> {
+/// TLS material of the county's operator `admin`, for asking nodes how far they are.
+fn operator_tls(cluster: &Cluster) -> Result<TlsMaterial> {
+    let admin = Principal::Operator {
+        place: NodeId::new(COUNTY)?,
+        name: "admin".into(),
+    };
+    let issued = cluster.ca().issue(&admin)?;
+    Ok(TlsMaterial::from_pem(
+        cluster.ca().cert_pem(),
+        issued.cert_pem,
+        issued.key_pem,
+    )?)
+}
+
+/// A channel to a node, or `None` while it is not up yet.
+async fn connect(addr: SocketAddr, tls: &TlsMaterial) -> Option<Channel> {
+    Endpoint::from_shared(format!("https://{addr}"))
+        .ok()?
+        .tls_config(tls.client_config(GENERIC_NODE_NAME))
+        .ok()?
+        .connect()
+        .await
+        .ok()
+}
+
+/// Writes the village's certificate files and configuration; returns the config path and the
+/// address the village will listen on.
+async fn write_village_config(cluster: &Cluster, dir: &Path, village: &NodeId) -> Result<(PathBuf, SocketAddr)> {
     let issued = cluster.ca().issue(&Principal::Node(village.clone()))?;
     std::fs::write(dir.join("ca.pem"), cluster.ca().cert_pem())?;
     std::fs::write(dir.join("node.pem"), &issued.cert_pem)?;
@@ -285,7 +323,7 @@ async fn write_village_config(cluster: &Cluster, dir: &Path, village: &NodeId) -
     );
     let path = dir.join("village.toml");
     std::fs::write(&path, config)?;
-    Ok(path)
+    Ok((path, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 fn rewrite_parent(path: &Path, parent: &str) -> Result<()> {
