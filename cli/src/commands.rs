@@ -77,7 +77,7 @@ pub enum PkiAction {
 }
 
 /// `text` padded with spaces to `width` terminal columns (CJK characters take two).
-fn cell(text: &str, width: usize) -> String {
+pub(crate) fn cell(text: &str, width: usize) -> String {
     let used = unicode_width::UnicodeWidthStr::width(text);
     format!("{text}{}", " ".repeat(width.saturating_sub(used)))
 }
@@ -185,7 +185,11 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     );
                 }
                 for item in &page.items {
-                    let batch = if item.batch == 0 { "-".to_string() } else { format!("第{}批", item.batch) };
+                    let batch = if item.batch == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("第{}批", item.batch)
+                    };
                     println!(
                         "{} {} {} {} {} {}",
                         cell(&item.item_code, 14),

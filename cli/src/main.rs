@@ -1,8 +1,9 @@
 //! `tongban`: the operator command line. It talks to any node over mTLS with an operator
-//! certificate (`catalogue`, `status`, `alarms`), creates development certificates (`pki init`),
-//! and runs the local demonstration tree (`demo`) and the benchmark (`bench`).
+//! certificate (`catalogue`, `case`, `status`, `alarms`), creates development certificates
+//! (`pki init`), and runs the local demonstration tree (`demo`) and the benchmark (`bench`).
 
 mod bench;
+mod cases;
 mod client;
 mod commands;
 mod demo;
@@ -34,6 +35,13 @@ enum Command {
         conn: Connection,
         #[command(subcommand)]
         action: commands::CatalogueAction,
+    },
+    /// Cases: submit (prints the receipt), every workflow action, list and show.
+    Case {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: cases::CaseCommand,
     },
     /// A node's identity, catalogue version and per-link lag.
     Status {
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Catalogue { conn, action } => commands::catalogue(conn, action).await,
+            Command::Case { conn, command } => cases::run(conn, command).await,
             Command::Status { conn, json } => commands::status(conn, json).await,
             Command::Alarms { conn, limit } => commands::alarms(conn, limit).await,
             Command::Pki { action } => commands::pki(action),

@@ -69,7 +69,13 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
 
     // Health: the server as a whole and each Tongban service.
     let mut health = HealthClient::new(channel.clone());
-    for service in ["", "tongban.v1.Sync", "tongban.v1.Node", "tongban.v1.Catalogue"] {
+    for service in [
+        "",
+        "tongban.v1.Sync",
+        "tongban.v1.Node",
+        "tongban.v1.Catalogue",
+        "tongban.v1.Cases",
+    ] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),

@@ -29,7 +29,7 @@ fn internal(e: StoreError) -> Status {
 }
 
 /// The caller must be an operator whose place is this node or above it.
-fn require_operator<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
+pub(crate) fn require_operator<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
     let principal = peer_principal(request)?;
     match &principal {
         Principal::Operator { place, .. } if place.contains(here.as_str()) => Ok(principal),

@@ -65,6 +65,8 @@ fn kind_of(body: &Body) -> EventKind {
     match body {
         Body::CatalogueVersion(_) => EventKind::CatalogueVersion,
         Body::Probe(_) => EventKind::Probe,
+        Body::CaseOpened(_) => EventKind::CaseOpened,
+        Body::CaseStep(_) => EventKind::CaseStep,
     }
 }
 
@@ -185,6 +187,7 @@ pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
                 ));
             }
         }
+        EventKind::CaseOpened | EventKind::CaseStep => check_case_authorship(event, class)?,
         EventKind::Unspecified => return Err(EventError::Rule("unspecified event kind".into())),
     }
     if !event.origin.county().contains(event.route_key.as_str()) {
@@ -192,6 +195,48 @@ pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
             "route key {} lies outside county {}",
             event.route_key,
             event.origin.county()
+        )));
+    }
+    Ok(())
+}
+
+/// Case events travel along the path of the node where the case started (its route key), under
+/// the subject `case:<id>`. A case is opened only by that node, a village or a township; a step
+/// is authored on that node's path (the node itself, its township or the county). Whether the
+/// author held the case at that point is checked when the step is folded.
+fn check_case_authorship(event: &CheckedEvent, class: RouteClass) -> Result<(), EventError> {
+    let (case_id, opened) = match &event.body {
+        Body::CaseOpened(body) => (body.case_id.as_str(), true),
+        Body::CaseStep(body) => (body.case_id.as_str(), false),
+        _ => return Err(EventError::Rule("not a case event".into())),
+    };
+    let id: crate::case::CaseId = case_id
+        .parse()
+        .map_err(|e: crate::case::CaseIdError| EventError::Rule(e.to_string()))?;
+    if class != RouteClass::Path || event.route_key != *id.origin() {
+        return Err(EventError::Rule(format!(
+            "a case event travels along the path of the node where the case started ({}), not {}",
+            id.origin(),
+            event.route_key
+        )));
+    }
+    if event.event.subject != format!("case:{id}") {
+        return Err(EventError::Rule(format!(
+            "a case event about {id} must have the subject case:{id}, not {:?}",
+            event.event.subject
+        )));
+    }
+    if opened {
+        if event.origin != *id.origin() || event.origin.tier() == Tier::County {
+            return Err(EventError::Rule(format!(
+                "case {id} can only be opened by the village or township where it starts, not by {}",
+                event.origin
+            )));
+        }
+    } else if !event.origin.contains(event.route_key.as_str()) {
+        return Err(EventError::Rule(format!(
+            "{} is not on the path of {}, where case {id} started, so it never holds the case",
+            event.origin, event.route_key
         )));
     }
     Ok(())

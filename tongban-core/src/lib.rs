@@ -6,11 +6,13 @@
 //! - [`sync`]: parent/child replication over one bidirectional gRPC stream per link.
 //! - [`catalogue`]: the matter catalogue model and its CSV/JSON import.
 //! - [`pki`], [`tls`]: the county CA, certificates naming role and place, mTLS configuration.
+//! - [`case`]: the one-door case workflow; [`cases_api`]: the `Cases` gRPC service.
 //! - [`api`]: the operator gRPC services; [`node`]: running a node; [`config`]: its configuration.
 
 pub mod api;
 pub mod calendar;
 pub mod case;
+pub mod cases_api;
 pub mod catalogue;
 pub mod cluster;
 pub mod config;

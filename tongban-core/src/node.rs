@@ -144,6 +144,9 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
     health_reporter.set_serving::<SyncServer<SyncService>>().await;
     health_reporter.set_serving::<NodeServer<OperatorApi>>().await;
     health_reporter.set_serving::<CatalogueServer<OperatorApi>>().await;
+    health_reporter
+        .set_serving::<tongban_proto::v1::cases_server::CasesServer<crate::cases_api::CasesApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -183,6 +186,7 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(sync_service)
+        .add_service(crate::cases_api::server(store.clone()))
         .add_service(
             NodeServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Gzip)

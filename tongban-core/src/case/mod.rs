@@ -1,12 +1,15 @@
 //! The one-door case workflow (一门受理): a citizen's application for one item (办件) from
 //! submission at a village or township to the rated result — as pure domain types and rules,
-//! with no I/O, database or protobuf, so the engine folds case events with them on every node.
+//! with no I/O or database (protobuf only at the boundary, in [`wire`]), so the engine folds case
+//! events with them on every node.
 //!
 //! This module owns:
 //! - [`id`]: [`CaseId`] (minted where the case starts) and [`CaseNumber`] (the receipt number);
 //! - [`model`]: the states, actions, actor and the values they carry;
 //! - [`rules`]: [`decide`], the legality check, and [`Refusal`], why an action is refused;
-//! - [`view`]: [`CaseView`], the projection, folded with [`CaseView::apply`].
+//! - [`view`]: [`CaseView`], the projection, folded with [`CaseView::apply`];
+//! - [`wire`]: the conversions to and from the `tongban.v1` contract (`cases.proto`), the only
+//!   part that knows protobuf.
 //!
 //! Conflicts are designed out: one node holds a case at a time ([`CaseView::holder`]), only the
 //! holder moves it, and moving it to another tier is itself a step ([`CaseAction::Forward`],
@@ -53,6 +56,7 @@ pub mod id;
 pub mod model;
 pub mod rules;
 pub mod view;
+pub mod wire;
 
 pub use id::{CaseId, CaseIdError, CaseNumber, local_date};
 pub use model::{

@@ -7,6 +7,7 @@
 //! visible in commit order on both backends, so a cursor can never skip an event committed late.
 //! Events, their projections and the cursor of the link they came over change in one transaction.
 
+mod cases;
 mod catalogue;
 mod links;
 mod recent;
@@ -22,6 +23,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::{Mutex, watch};
 use tongban_proto::v1::{self as pb, RouteClass};
 
+pub use cases::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
 pub use catalogue::{CatalogueHead, PublishOutcome, VersionRow};
 pub use links::{LinkCursor, LinkRole, LinkTotals};
 
@@ -432,6 +434,8 @@ impl Store {
             }
             // Load probes exercise the log and the links only.
             Body::Probe(_) => Ok(Ok(())),
+            Body::CaseOpened(body) => cases::fold_opened(tx, event, body).await,
+            Body::CaseStep(body) => cases::fold_step(tx, event, body).await,
         }
     }
 

@@ -1,0 +1,628 @@
+//! `tongban case …`: the clerk's commands on cases over the `Cases` service — submit (printing the
+//! applicant's receipt), every workflow action, list and show. A case is named by its id or by
+//! its receipt number; the command resolves a number to the id. Seals, hand-over targets and
+//! conclusions default to what the case implies, and are printed.
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, FixedOffset};
+use clap::{Subcommand, ValueEnum};
+use tongban_core::case::{StateKind, WorkStage};
+use tongban_core::ids::{NodeId, Tier};
+use tongban_core::store::CaseRef;
+use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient, get_case_request};
+use tonic::transport::Channel;
+
+use crate::client::Connection;
+use crate::commands::cell;
+
+#[derive(Subcommand, Debug)]
+pub enum CaseCommand {
+    /// Open a case at this node for an item and print the applicant's receipt.
+    Submit {
+        /// The item's basic item code or implementation code.
+        item: String,
+        /// The applicant's name (person or organisation).
+        #[arg(long)]
+        name: String,
+        /// Identity document number or unified social credit code (only a masked form is kept).
+        #[arg(long, default_value = "")]
+        id_number: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        /// The applicant is an organisation (default: a person).
+        #[arg(long)]
+        organisation: bool,
+    },
+    /// Village: hand a submitted case to the township (转报).
+    Forward { case: String },
+    /// Township window: receive a submitted case (收件).
+    Receive { case: String },
+    /// Township front desk: accept under the catalogue version this node holds (受理).
+    Accept { case: String },
+    /// Tell the applicant which materials to add; pauses the clock (补正告知).
+    RequestSupplement {
+        case: String,
+        /// A material to add (repeat for several).
+        #[arg(long = "material", required = true)]
+        materials: Vec<String>,
+    },
+    /// The applicant added the requested materials (补正材料).
+    SupplementProvided { case: String },
+    /// Do not accept the case (不予受理); a reason is required.
+    Refuse {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Hand the case to the next tier (移交): township → county, county → township,
+    /// township → origin village. The target defaults to the one the case's state allows.
+    HandOver {
+        case: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Start handling (承办).
+    Start { case: String },
+    /// Submit for review (提交审核).
+    Review { case: String },
+    /// Decide (审批决定): approve or refuse, under the item's seal.
+    Decide {
+        case: String,
+        #[arg(long, conflicts_with = "refuse", required_unless_present = "refuse")]
+        approve: bool,
+        #[arg(long)]
+        refuse: bool,
+        /// The opinion; required when refusing.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Defaults to the seal the item takes.
+        #[arg(long, value_enum)]
+        seal: Option<Seal>,
+    },
+    /// Send the case back to handling or review (退回); a reason is required.
+    SendBack {
+        case: String,
+        #[arg(long, value_enum, default_value = "handling")]
+        to: Stage,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Suspend (中止); a reason is required.
+    Suspend {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a suspended case (恢复).
+    Resume { case: String },
+    /// Conclude (办结). Defaults to the decision taken (or approval for an immediate item).
+    Conclude {
+        case: String,
+        #[arg(long, value_enum)]
+        outcome: Option<ConcludeAs>,
+        /// Required for every outcome but approval.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The applicant withdraws (撤回); a reason is required.
+    Withdraw {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The result is at the window (结果待领).
+    Ready { case: String },
+    /// Issue the result (出件), under the item's seal.
+    Issue {
+        case: String,
+        /// Defaults to the seal the item takes.
+        #[arg(long, value_enum)]
+        seal: Option<Seal>,
+    },
+    /// The result reached the applicant (送达).
+    Deliver {
+        case: String,
+        /// Delivered by courier rather than at the window.
+        #[arg(long)]
+        courier: bool,
+    },
+    /// Record the applicant's rating (好差评).
+    Rate {
+        case: String,
+        #[arg(value_enum)]
+        level: Level,
+    },
+    /// Cases this node knows, newest first.
+    List {
+        /// Only cases in this state (e.g. received, accepted, concluded).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only cases held by this node.
+        #[arg(long)]
+        holder: Option<String>,
+        /// Only cases for this item (basic or implementation code).
+        #[arg(long)]
+        item: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Page through everything.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One case with its history.
+    Show { case: String },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Seal {
+    TownshipApproval,
+    EntrustedApproval,
+    Business,
+    County,
+}
+
+impl Seal {
+    fn to_wire(self) -> i32 {
+        (match self {
+            Seal::TownshipApproval => pb::SealType::TownshipApproval,
+            Seal::EntrustedApproval => pb::SealType::EntrustedApproval,
+            Seal::Business => pb::SealType::Business,
+            Seal::County => pb::SealType::County,
+        }) as i32
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Stage {
+    Handling,
+    Review,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ConcludeAs {
+    Approved,
+    Refused,
+    Returned,
+    Terminated,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Level {
+    VerySatisfied,
+    Satisfied,
+    BasicallySatisfied,
+    Dissatisfied,
+    VeryDissatisfied,
+}
+
+fn seal_name(v: i32) -> &'static str {
+    match pb::SealType::try_from(v) {
+        Ok(pb::SealType::TownshipApproval) => "镇人民政府审批服务专用章",
+        Ok(pb::SealType::EntrustedApproval) => "行政审批委托专用章",
+        Ok(pb::SealType::Business) => "业务专用章",
+        Ok(pb::SealType::County) => "县级部门印章",
+        _ => "-",
+    }
+}
+
+/// `2026-05-12 09:30` in China Standard Time.
+fn time(unix_ms: i64) -> String {
+    let utc = DateTime::from_timestamp_millis(unix_ms).unwrap_or(DateTime::UNIX_EPOCH);
+    match FixedOffset::east_opt(8 * 3600) {
+        Some(cst) => utc.with_timezone(&cst).format("%Y-%m-%d %H:%M").to_string(),
+        None => utc.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+fn state_from_text(text: &str) -> Result<i32> {
+    let wanted = text.trim().replace('-', "_");
+    match StateKind::ALL.iter().find(|k| k.as_str() == wanted) {
+        Some(kind) => Ok(kind.to_wire()),
+        None => {
+            let names: Vec<&str> = StateKind::ALL.iter().map(|k| k.as_str()).collect();
+            bail!("unknown state {text:?}; one of: {}", names.join(", "))
+        }
+    }
+}
+
+struct Cases {
+    conn: Connection,
+    client: CasesClient<Channel>,
+}
+
+impl Cases {
+    async fn detail(&mut self, case: &str) -> Result<pb::CaseDetail> {
+        let key = match case.parse::<CaseRef>()? {
+            CaseRef::Id(id) => get_case_request::Key::CaseId(id.to_string()),
+            CaseRef::Number(number) => get_case_request::Key::CaseNumber(number.to_string()),
+        };
+        let request = pb::GetCaseRequest { key: Some(key) };
+        let response = self.client.get(request).await.map_err(|s| self.conn.explain(s))?;
+        Ok(response.into_inner())
+    }
+
+    async fn act(&mut self, detail: &pb::CaseDetail, action: act::Action) -> Result<()> {
+        let Some(summary) = &detail.summary else {
+            bail!("the node returned a case without its summary");
+        };
+        let request = pb::ActRequest {
+            case_id: summary.case_id.clone(),
+            action: Some(pb::CaseAction { action: Some(action) }),
+        };
+        let after = self
+            .client
+            .act(request)
+            .await
+            .map_err(|s| self.conn.explain(s))?
+            .into_inner();
+        println!("{}: {}, held by {}", after.case_number, after.state_label, after.holder);
+        Ok(())
+    }
+}
+
+fn summary(detail: &pb::CaseDetail) -> Result<&pb::CaseSummary> {
+    match &detail.summary {
+        Some(s) => Ok(s),
+        None => bail!("the node returned a case without its summary"),
+    }
+}
+
+/// The node a hand-over goes to now, from the case's holder and state.
+fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
+    let holder = NodeId::new(s.holder.clone())?;
+    let state = StateKind::from_wire(s.state, "state").map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match (holder.tier(), state) {
+        (Tier::Township, StateKind::Accepted) => holder.county().to_string(),
+        (Tier::County, _) => s.township.clone(),
+        (Tier::Township, StateKind::Issued | StateKind::Delivered) => s.origin.clone(),
+        _ => bail!(
+            "this case ({}, held by {}) is not at a hand-over point; pass --to if you mean it",
+            s.state_label,
+            s.holder
+        ),
+    })
+}
+
+pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
+    let client = CasesClient::new(conn.channel().await?);
+    let mut cases = Cases { conn, client };
+    use CaseCommand as C;
+    use act::Action as A;
+    match command {
+        C::Submit {
+            item,
+            name,
+            id_number,
+            phone,
+            organisation,
+        } => {
+            let request = pb::SubmitCaseRequest {
+                item_code: item,
+                applicant_kind: if organisation {
+                    pb::ApplicantKind::Organisation
+                } else {
+                    pb::ApplicantKind::Person
+                } as i32,
+                applicant_name: name.clone(),
+                applicant_id_number: id_number,
+                applicant_phone: phone,
+            };
+            let r = cases
+                .client
+                .submit(request)
+                .await
+                .map_err(|s| cases.conn.explain(s))?
+                .into_inner();
+            println!("受理回执 Receipt");
+            println!("  办件编号 case number   {}", r.case_number);
+            println!("  事项     item          {}（{}）", r.item_name, r.item_code);
+            println!("  申请人   applicant     {name}");
+            if r.immediate {
+                println!("  承诺时限 promised      即办件 (immediate item)");
+            } else {
+                println!("  承诺时限 promised      {} 个工作日 (working days)", r.promised_days);
+            }
+            if !r.deadline_date.is_empty() {
+                println!(
+                    "  预计办结 expected by   {} (counted from acceptance; paused while papers are missing)",
+                    r.deadline_date
+                );
+            }
+            println!(
+                "  受理点   submitted at  {}, {}",
+                r.submitted_at_node,
+                time(r.submitted_unix_ms)
+            );
+            println!("  办件标识 case id       {}", r.case_id);
+        }
+        C::Forward { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Forward(act::Forward {})).await?;
+        }
+        C::Receive { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Receive(act::Receive {})).await?;
+        }
+        C::Accept { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Accept(act::Accept { terms: None })).await?;
+        }
+        C::RequestSupplement { case, materials } => {
+            let d = cases.detail(&case).await?;
+            cases
+                .act(&d, A::RequestSupplement(act::RequestSupplement { materials }))
+                .await?;
+        }
+        C::SupplementProvided { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::SupplementProvided(act::SupplementProvided {})).await?;
+        }
+        C::Refuse { case, reason } => {
+            let d = cases.detail(&case).await?;
+            cases
+                .act(&d, A::RefuseAcceptance(act::RefuseAcceptance { reason }))
+                .await?;
+        }
+        C::HandOver { case, to } => {
+            let d = cases.detail(&case).await?;
+            let to = match to {
+                Some(to) => to,
+                None => hand_over_target(summary(&d)?)?,
+            };
+            cases.act(&d, A::HandOver(act::HandOver { to })).await?;
+        }
+        C::Start { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::StartHandling(act::StartHandling {})).await?;
+        }
+        C::Review { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::SubmitForReview(act::SubmitForReview {})).await?;
+        }
+        C::Decide {
+            case,
+            approve,
+            refuse,
+            reason,
+            seal,
+        } => {
+            let d = cases.detail(&case).await?;
+            let seal = seal.map(Seal::to_wire).unwrap_or(summary(&d)?.required_seal);
+            let approve = approve && !refuse;
+            cases.act(&d, A::Decide(act::Decide { approve, reason, seal })).await?;
+            println!("decided under the {}", seal_name(seal));
+        }
+        C::SendBack { case, to, reason } => {
+            let d = cases.detail(&case).await?;
+            let stage = match to {
+                Stage::Handling => WorkStage::Handling,
+                Stage::Review => WorkStage::Review,
+            };
+            cases
+                .act(
+                    &d,
+                    A::SendBack(act::SendBack {
+                        to_stage: stage.to_wire(),
+                        reason,
+                    }),
+                )
+                .await?;
+        }
+        C::Suspend { case, reason } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Suspend(act::Suspend { reason })).await?;
+        }
+        C::Resume { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Resume(act::Resume {})).await?;
+        }
+        C::Conclude { case, outcome, reason } => {
+            let d = cases.detail(&case).await?;
+            let outcome = match outcome {
+                Some(ConcludeAs::Approved) => pb::CaseOutcome::Approved,
+                Some(ConcludeAs::Refused) => pb::CaseOutcome::Refused,
+                Some(ConcludeAs::Returned) => pb::CaseOutcome::Returned,
+                Some(ConcludeAs::Terminated) => pb::CaseOutcome::Terminated,
+                None if d.decided && !d.decision_approved => pb::CaseOutcome::Refused,
+                None => pb::CaseOutcome::Approved,
+            };
+            // Concluding as refused repeats the decision's reason unless another is given.
+            let reason = if reason.is_empty() && outcome == pb::CaseOutcome::Refused {
+                d.decision_reason.clone()
+            } else {
+                reason
+            };
+            cases
+                .act(
+                    &d,
+                    A::Conclude(act::Conclude {
+                        outcome: outcome as i32,
+                        reason,
+                    }),
+                )
+                .await?;
+        }
+        C::Withdraw { case, reason } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Withdraw(act::Withdraw { reason })).await?;
+        }
+        C::Ready { case } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::ResultReady(act::ResultReady {})).await?;
+        }
+        C::Issue { case, seal } => {
+            let d = cases.detail(&case).await?;
+            let seal = seal.map(Seal::to_wire).unwrap_or(summary(&d)?.required_seal);
+            cases.act(&d, A::Issue(act::Issue { seal })).await?;
+            println!("issued under the {}", seal_name(seal));
+        }
+        C::Deliver { case, courier } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Deliver(act::Deliver { by_courier: courier })).await?;
+        }
+        C::Rate { case, level } => {
+            let d = cases.detail(&case).await?;
+            let level = match level {
+                Level::VerySatisfied => pb::RatingLevel::VerySatisfied,
+                Level::Satisfied => pb::RatingLevel::Satisfied,
+                Level::BasicallySatisfied => pb::RatingLevel::BasicallySatisfied,
+                Level::Dissatisfied => pb::RatingLevel::Dissatisfied,
+                Level::VeryDissatisfied => pb::RatingLevel::VeryDissatisfied,
+            };
+            cases
+                .act(
+                    &d,
+                    A::Rate(act::Rate {
+                        level: level as i32,
+                        defaulted: false,
+                    }),
+                )
+                .await?;
+        }
+        C::List {
+            state,
+            holder,
+            item,
+            limit,
+            all,
+        } => list(&mut cases, state, holder, item, limit, all).await?,
+        C::Show { case } => show(&cases.detail(&case).await?)?,
+    }
+    Ok(())
+}
+
+async fn list(
+    cases: &mut Cases,
+    state: Option<String>,
+    holder: Option<String>,
+    item: Option<String>,
+    limit: u32,
+    all: bool,
+) -> Result<()> {
+    let state = state.as_deref().map(state_from_text).transpose()?.unwrap_or(0);
+    let mut token = String::new();
+    let mut shown = 0usize;
+    loop {
+        let request = pb::ListCasesRequest {
+            state,
+            holder: holder.clone().unwrap_or_default(),
+            item_code: item.clone().unwrap_or_default(),
+            page_size: if all { 500 } else { limit },
+            page_token: token.clone(),
+        };
+        let page = cases
+            .client
+            .list(request)
+            .await
+            .map_err(|s| cases.conn.explain(s))?
+            .into_inner();
+        if shown == 0 {
+            if page.cases.is_empty() {
+                println!("no cases");
+                return Ok(());
+            }
+            println!(
+                "{} {} {} {} {} 事项",
+                cell("办件编号", 28),
+                cell("提交时间", 16),
+                cell("状态", 36),
+                cell("持有", 12),
+                cell("申请人", 10)
+            );
+        }
+        for c in &page.cases {
+            println!(
+                "{} {} {} {} {} {}",
+                cell(&c.case_number, 28),
+                cell(&time(c.submitted_unix_ms), 16),
+                cell(&c.state_label, 36),
+                cell(&c.holder, 12),
+                cell(&c.applicant_name, 10),
+                c.item_name
+            );
+        }
+        shown += page.cases.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if !all {
+            println!("… more (use --all or a filter)");
+            break;
+        }
+        token = page.next_page_token;
+    }
+    Ok(())
+}
+
+fn show(detail: &pb::CaseDetail) -> Result<()> {
+    let s = summary(detail)?;
+    println!("办件编号   {}", s.case_number);
+    println!("办件标识   {}", s.case_id);
+    println!(
+        "事项       {}（{} / {}）",
+        s.item_name, s.item_code, s.implementation_code
+    );
+    if let Some(a) = &detail.applicant {
+        let phone = (!a.phone.is_empty()).then(|| format!("☎ {}", a.phone));
+        let parts: Vec<&str> = [Some(a.name.as_str()), Some(a.id_masked.as_str()), phone.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .collect();
+        println!("申请人     {}", parts.join(" "));
+    }
+    println!(
+        "状态       {}{}",
+        s.state_label,
+        if s.paused { "（计时暂停）" } else { "" }
+    );
+    println!("持有       {}（受理点 {}，窗口 {}）", s.holder, s.origin, s.township);
+    println!(
+        "时限       承诺 {} 个工作日；用印 {}{}",
+        s.promised_days,
+        seal_name(s.required_seal),
+        if s.accepted_under > 0 {
+            format!("；按事项清单第 {} 版受理", s.accepted_under)
+        } else {
+            String::new()
+        }
+    );
+    if detail.decided {
+        println!(
+            "审批决定   {}，{} 于 {}，{}{}",
+            if detail.decision_approved {
+                "准予"
+            } else {
+                "不予批准"
+            },
+            detail.decision_by,
+            detail.decision_at_node,
+            seal_name(detail.decision_seal),
+            if detail.decision_reason.is_empty() {
+                String::new()
+            } else {
+                format!("：{}", detail.decision_reason)
+            }
+        );
+    }
+    if !detail.outcome_reason.is_empty() {
+        println!("理由       {}", detail.outcome_reason);
+    }
+    println!("办理过程");
+    for h in &detail.history {
+        println!(
+            "  {}  {} {} {} → {}{}",
+            time(h.at_unix_ms),
+            cell(&h.at_node, 12),
+            cell(&format!("{} {}", h.action_label, h.action_name), 28),
+            cell(&h.by, 34),
+            h.holder,
+            if h.reason.is_empty() {
+                String::new()
+            } else {
+                format!("  （{}）", h.reason)
+            }
+        );
+    }
+    Ok(())
+}

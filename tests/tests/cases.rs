@@ -1,0 +1,573 @@
+//! Cases flow through the real event log between real nodes: submitted at a village, moved by
+//! the holder at each tier through the `Cases` service, and replicated so that the village, the
+//! township and the county end with the same case. Also: only the holder moves a case, refused
+//! actions change nothing, and a case submitted while the township is down reaches the county
+//! after reconnection and its decision comes back down to the village.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tests::catalogue::{self, small_catalogue};
+use tests::pg::{SKIP_MESSAGE, TempPostgres};
+use tests::tree::{self, wait_catalogue};
+use tests::wait::{TIMEOUT, wait_for};
+use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
+use tongban_core::case::{CaseView, StateKind};
+use tongban_core::cluster::Cluster;
+use tongban_core::config::SyncConfig;
+use tongban_core::ids::NodeId;
+use tongban_core::pki::Principal;
+use tongban_core::store::{CaseRef, StoreLocation};
+use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use act::Action as A;
+
+/// The authorised item every township takes, with village intake.
+const AUTHORISED: &str = "T-ALL";
+/// The item entrusted to township 1 (a government-service item: entrusted approval seal).
+const ENTRUSTED: &str = "T-T1";
+
+/// A county, township 1 and its first village, linked, holding the test catalogue (with village
+/// intake for the entrusted item, so villages may take it). Reconnects within a second.
+async fn three_tiers(dir: &std::path::Path) -> Cluster {
+    three_tiers_on(dir, Vec::new()).await
+}
+
+/// [`three_tiers`] with some nodes on an explicit store (e.g. the county on PostgreSQL).
+async fn three_tiers_on(dir: &std::path::Path, stores: Vec<(NodeId, StoreLocation)>) -> Cluster {
+    let ids = vec![id(COUNTY), id(T1), id(T1_VILLAGES[0])];
+    let sync = SyncConfig {
+        max_backoff_secs: 1,
+        ..SyncConfig::default()
+    };
+    let mut cluster = tree::cluster(dir, &ids, stores, sync).await;
+    tree::start_linked(&mut cluster).await;
+    let mut items = small_catalogue();
+    for item in &mut items {
+        if item.key() == ENTRUSTED {
+            item.village_intake = true;
+        }
+    }
+    let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &items, "cases").await;
+    assert_eq!(imported.version, 1);
+    wait_catalogue(&cluster, &ids, 1).await;
+    cluster
+}
+
+/// A `Cases` client for operator `name` of `place`, connected to `place`'s node.
+async fn clerk(cluster: &Cluster, place: &str) -> CasesClient<Channel> {
+    let principal = Principal::operator(id(place), "clerk").unwrap();
+    CasesClient::new(ops::channel_as(cluster, &id(place), &principal).await)
+}
+
+async fn submit(client: &mut CasesClient<Channel>, item: &str) -> pb::CaseReceipt {
+    client
+        .submit(pb::SubmitCaseRequest {
+            item_code: item.to_owned(),
+            applicant_kind: pb::ApplicantKind::Person as i32,
+            applicant_name: "李明".to_owned(),
+            applicant_id_number: "441424199001011234".to_owned(),
+            applicant_phone: "13800000000".to_owned(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("Submit of {item} refused: {s:?}"))
+        .into_inner()
+}
+
+async fn try_act(client: &mut CasesClient<Channel>, case_id: &str, action: A) -> Result<pb::CaseSummary, Status> {
+    client
+        .act(pb::ActRequest {
+            case_id: case_id.to_owned(),
+            action: Some(pb::CaseAction { action: Some(action) }),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Takes each action in turn; every one must succeed.
+async fn act_all(client: &mut CasesClient<Channel>, case_id: &str, actions: Vec<A>) -> pb::CaseSummary {
+    let mut last = None;
+    for action in actions {
+        let what = format!("{action:?}");
+        last = Some(
+            try_act(client, case_id, action)
+                .await
+                .unwrap_or_else(|s| panic!("{what} on {case_id} refused: {:?} {}", s.code(), s.message())),
+        );
+    }
+    last.expect("no actions given")
+}
+
+fn decide(approve: bool, seal: pb::SealType) -> A {
+    A::Decide(act::Decide {
+        approve,
+        reason: "材料齐全，符合法定条件".to_owned(),
+        seal: seal as i32,
+    })
+}
+
+fn conclude_approved() -> A {
+    A::Conclude(act::Conclude {
+        outcome: pb::CaseOutcome::Approved as i32,
+        reason: String::new(),
+    })
+}
+
+fn hand_over(to: &str) -> A {
+    A::HandOver(act::HandOver { to: to.to_owned() })
+}
+
+fn issue(seal: pb::SealType) -> A {
+    A::Issue(act::Issue { seal: seal as i32 })
+}
+
+/// The case as node `node`'s store holds it, or why not.
+async fn view_at(cluster: &Cluster, node: &NodeId, case_id: &str) -> Result<CaseView, String> {
+    let handle = cluster.node(node).ok_or_else(|| format!("{node} is not running"))?;
+    let key: CaseRef = case_id.parse().map_err(|e| format!("{e}"))?;
+    match handle.store.case(&key).await {
+        Ok(Some(view)) => Ok(view),
+        Ok(None) => Err(format!("{node} does not know the case yet")),
+        Err(e) => Err(format!("{node}: {e}")),
+    }
+}
+
+/// Waits until `node` holds the case with `steps` steps, held by `holder`.
+async fn wait_case(cluster: &Cluster, node: &str, case_id: &str, steps: usize, holder: &str) -> CaseView {
+    let what = format!("{node} to see case {case_id} with {steps} steps, held by {holder}");
+    wait_for(TIMEOUT, &what, || async {
+        let view = view_at(cluster, &id(node), case_id).await?;
+        if view.history.len() == steps && view.holder.as_str() == holder {
+            Ok(view)
+        } else {
+            Err(format!(
+                "{} steps, {} held by {}",
+                view.history.len(),
+                view.state,
+                view.holder
+            ))
+        }
+    })
+    .await
+}
+
+/// Waits until every node of `nodes` holds the same view of the case, with `steps` steps; returns it.
+async fn wait_same_everywhere(cluster: &Cluster, nodes: &[&str], case_id: &str, steps: usize) -> CaseView {
+    let what = format!("every tier to hold case {case_id} with {steps} steps");
+    wait_for(TIMEOUT, &what, || async {
+        let mut views = Vec::new();
+        for node in nodes {
+            let view = view_at(cluster, &id(node), case_id).await?;
+            if view.history.len() != steps {
+                return Err(format!("{node} has {} steps ({})", view.history.len(), view.state));
+            }
+            views.push(view);
+        }
+        let first = views[0].clone();
+        match views.iter().position(|v| *v != first) {
+            None => Ok(first),
+            Some(i) => Err(format!("{} holds a different view: {:?}", nodes[i], views[i])),
+        }
+    })
+    .await
+}
+
+/// `Cases.Get` of the case at `node`, asked by the county's admin (who may read anywhere).
+async fn detail_by_admin(cluster: &Cluster, node: &str, case_id: &str) -> pb::CaseDetail {
+    CasesClient::new(ops::admin(cluster, &id(node)).await)
+        .get(pb::GetCaseRequest {
+            key: Some(pb::get_case_request::Key::CaseId(case_id.to_owned())),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("Cases.Get at {node}: {s:?}"))
+        .into_inner()
+}
+
+fn assert_code(result: Result<pb::CaseSummary, Status>, code: Code, mentions: &[&str]) -> Status {
+    let status = match result {
+        Ok(summary) => panic!("expected {code:?}, but the action succeeded: {summary:?}"),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "{}", status.message());
+    for text in mentions {
+        assert!(
+            status.message().contains(text),
+            "the message should mention {text:?}: {}",
+            status.message()
+        );
+    }
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorised_case_runs_at_the_township_and_every_tier_agrees() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three_tiers(dir.path()).await;
+    let village = T1_VILLAGES[0];
+    let mut at_village = clerk(&cluster, village).await;
+    let mut at_township = clerk(&cluster, T1).await;
+
+    let receipt = submit(&mut at_village, AUTHORISED).await;
+    assert!(receipt.case_number.starts_with(&format!("{village}-")), "{receipt:?}");
+    assert!(
+        receipt.case_number.ends_with("-0001"),
+        "first case of the day: {receipt:?}"
+    );
+    assert_eq!(receipt.item_code, "000201001000");
+    assert_eq!(receipt.submitted_at_node, village);
+    assert_eq!(receipt.catalogue_version, 1);
+    let case = receipt.case_id.clone();
+    let forwarded = act_all(&mut at_village, &case, vec![A::Forward(act::Forward {})]).await;
+    assert_eq!(forwarded.holder, T1);
+
+    wait_case(&cluster, T1, &case, 2, T1).await;
+    let seal = pb::SealType::TownshipApproval;
+    let issued = act_all(
+        &mut at_township,
+        &case,
+        vec![
+            A::Receive(act::Receive {}),
+            A::Accept(act::Accept { terms: None }),
+            A::StartHandling(act::StartHandling {}),
+            A::SubmitForReview(act::SubmitForReview {}),
+            decide(true, seal),
+            conclude_approved(),
+            A::ResultReady(act::ResultReady {}),
+            issue(seal),
+        ],
+    )
+    .await;
+    assert_eq!(issued.state, pb::CaseStateKind::Issued as i32);
+    assert_eq!(issued.holder, T1);
+    assert_eq!(issued.accepted_under, 1);
+    assert_eq!(issued.steps, 10);
+
+    let view = wait_same_everywhere(&cluster, &[village, T1, COUNTY], &case, 10).await;
+    assert_eq!(view.state.kind(), StateKind::Issued);
+    assert_eq!(
+        view.issued_seal,
+        Some(tongban_core::catalogue::SealType::TownshipApproval)
+    );
+    let decision = view.decision.as_ref().expect("the decision is recorded");
+    assert_eq!(decision.at_node.as_str(), T1);
+    assert_eq!(view.applicant.id_masked, "441424********1234");
+    for node in [village, T1, COUNTY] {
+        let detail = detail_by_admin(&cluster, node, &case).await;
+        let summary = detail.summary.unwrap();
+        assert_eq!(summary.state, pb::CaseStateKind::Issued as i32, "at {node}");
+        assert_eq!(detail.history.len(), 10, "history at {node}");
+        assert_eq!(detail.decision_seal, seal as i32);
+    }
+    // The case is listed by number at the county, held by the township.
+    let listed = CasesClient::new(ops::admin(&cluster, &id(COUNTY)).await)
+        .list(pb::ListCasesRequest {
+            holder: T1.to_owned(),
+            state: pb::CaseStateKind::Issued as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cases.len(), 1);
+    assert_eq!(listed.cases[0].case_number, receipt.case_number);
+    ops::assert_no_alarms(&cluster, &cluster.ids()).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entrusted_case_goes_through_the_county_back_office_and_back() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three_tiers(dir.path()).await;
+    entrusted_route(&cluster).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entrusted_case_with_the_county_on_postgresql() {
+    setup();
+    let Some(pg) = TempPostgres::start() else {
+        eprintln!("{SKIP_MESSAGE}");
+        return;
+    };
+    pg.create_database("tongban_county");
+    let dir = tempfile::tempdir().unwrap();
+    let stores = vec![(id(COUNTY), StoreLocation::Url(pg.url("tongban_county")))];
+    let mut cluster = three_tiers_on(dir.path(), stores).await;
+    assert_eq!(ops::status(&cluster, &id(COUNTY)).await.storage, "postgresql");
+    entrusted_route(&cluster).await;
+    cluster.stop_all().await;
+}
+
+/// Village → township (accepts) → county back office (decides under the entrusted approval
+/// seal) → township (issues) → village (rates); every tier ends with the same case.
+async fn entrusted_route(cluster: &Cluster) {
+    let village = T1_VILLAGES[0];
+    let mut at_village = clerk(cluster, village).await;
+    let mut at_township = clerk(cluster, T1).await;
+    let mut at_county = clerk(cluster, COUNTY).await;
+    let seal = pb::SealType::EntrustedApproval;
+
+    let case = submit(&mut at_village, ENTRUSTED).await.case_id;
+    act_all(&mut at_village, &case, vec![A::Forward(act::Forward {})]).await;
+    wait_case(cluster, T1, &case, 2, T1).await;
+    // The township accepts but may not handle an entrusted item.
+    act_all(
+        &mut at_township,
+        &case,
+        vec![A::Receive(act::Receive {}), A::Accept(act::Accept { terms: None })],
+    )
+    .await;
+    assert_code(
+        try_act(&mut at_township, &case, A::StartHandling(act::StartHandling {})).await,
+        Code::PermissionDenied,
+        &["county"],
+    );
+    act_all(&mut at_township, &case, vec![hand_over(COUNTY)]).await;
+
+    wait_case(cluster, COUNTY, &case, 5, COUNTY).await;
+    act_all(
+        &mut at_county,
+        &case,
+        vec![
+            A::StartHandling(act::StartHandling {}),
+            A::SubmitForReview(act::SubmitForReview {}),
+            decide(true, seal),
+            conclude_approved(),
+        ],
+    )
+    .await;
+    // The county concludes but does not issue; it hands the result back to the front desk.
+    assert_code(
+        try_act(&mut at_county, &case, A::ResultReady(act::ResultReady {})).await,
+        Code::PermissionDenied,
+        &["township"],
+    );
+    act_all(&mut at_county, &case, vec![hand_over(T1)]).await;
+
+    wait_case(cluster, T1, &case, 10, T1).await;
+    act_all(
+        &mut at_township,
+        &case,
+        vec![
+            A::ResultReady(act::ResultReady {}),
+            issue(seal),
+            A::Deliver(act::Deliver { by_courier: false }),
+            hand_over(village),
+        ],
+    )
+    .await;
+    wait_case(cluster, village, &case, 14, village).await;
+    let rated = act_all(
+        &mut at_village,
+        &case,
+        vec![A::Rate(act::Rate {
+            level: pb::RatingLevel::Satisfied as i32,
+            defaulted: false,
+        })],
+    )
+    .await;
+    assert_eq!(rated.state, pb::CaseStateKind::Rated as i32);
+
+    let view = wait_same_everywhere(cluster, &[village, T1, COUNTY], &case, 15).await;
+    let decision = view.decision.as_ref().expect("decided");
+    assert_eq!(decision.at_node.as_str(), COUNTY);
+    assert_eq!(
+        view.issued_seal,
+        Some(tongban_core::catalogue::SealType::EntrustedApproval)
+    );
+    let path: Vec<&str> = view.history.iter().map(|r| r.at_node.as_str()).collect();
+    assert_eq!(
+        path,
+        [
+            village, village, T1, T1, T1, COUNTY, COUNTY, COUNTY, COUNTY, COUNTY, T1, T1, T1, T1, village
+        ]
+    );
+    ops::assert_no_alarms(cluster, &cluster.ids()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_moves_a_case_and_refusals_change_nothing() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three_tiers(dir.path()).await;
+    let village = T1_VILLAGES[0];
+    let mut at_village = clerk(&cluster, village).await;
+    let mut at_township = clerk(&cluster, T1).await;
+    let mut at_county = clerk(&cluster, COUNTY).await;
+
+    let case = submit(&mut at_village, AUTHORISED).await.case_id;
+    act_all(&mut at_village, &case, vec![A::Forward(act::Forward {})]).await;
+    wait_case(&cluster, T1, &case, 2, T1).await;
+    act_all(&mut at_township, &case, vec![A::Receive(act::Receive {})]).await;
+    let before = wait_same_everywhere(&cluster, &[village, T1, COUNTY], &case, 3).await;
+    let county = cluster.node(&id(COUNTY)).unwrap().store.clone();
+    let township = cluster.node(&id(T1)).unwrap().store.clone();
+    let events_at_county = county.event_count().await.unwrap();
+    let events_at_township = township.event_count().await.unwrap();
+
+    // (c) The county may not accept a case the township holds: the holder is named.
+    assert_code(
+        try_act(&mut at_county, &case, A::Accept(act::Accept { terms: None })).await,
+        Code::FailedPrecondition,
+        &["held by township 441424100", "only the holder"],
+    );
+    // Nor may the village that forwarded it take it back.
+    assert_code(
+        try_act(&mut at_village, &case, A::Forward(act::Forward {})).await,
+        Code::FailedPrecondition,
+        &["441424100"],
+    );
+    // An operator acts only at their own node: the county admin at the township is refused.
+    let mut admin_at_township = CasesClient::new(ops::admin(&cluster, &id(T1)).await);
+    assert_code(
+        try_act(&mut admin_at_township, &case, A::Accept(act::Accept { terms: None })).await,
+        Code::PermissionDenied,
+        &["441424"],
+    );
+
+    // (d) Illegal transitions and missing reasons, at the holder.
+    assert_code(
+        try_act(&mut at_township, &case, issue(pb::SealType::TownshipApproval)).await,
+        Code::FailedPrecondition,
+        &["cannot issue", "received"],
+    );
+    assert_code(
+        try_act(
+            &mut at_township,
+            &case,
+            A::RefuseAcceptance(act::RefuseAcceptance {
+                reason: "  ".to_owned(),
+            }),
+        )
+        .await,
+        Code::InvalidArgument,
+        &["reason"],
+    );
+    assert_code(
+        try_act(
+            &mut at_township,
+            &case,
+            A::RequestSupplement(act::RequestSupplement { materials: Vec::new() }),
+        )
+        .await,
+        Code::InvalidArgument,
+        &["materials"],
+    );
+    assert_code(
+        try_act(&mut at_township, &case, hand_over(COUNTY)).await,
+        Code::FailedPrecondition,
+        &["cannot hand over"],
+    );
+    // A malformed request is refused before anything is looked at.
+    assert_code(
+        try_act(&mut at_township, &case, A::SendBack(act::SendBack::default())).await,
+        Code::InvalidArgument,
+        &["to_stage"],
+    );
+    assert_code(
+        try_act(&mut at_township, "not-a-case", A::Receive(act::Receive {})).await,
+        Code::InvalidArgument,
+        &["case_id"],
+    );
+
+    // The wrong seal is refused once the case is in review.
+    act_all(
+        &mut at_township,
+        &case,
+        vec![
+            A::Accept(act::Accept { terms: None }),
+            A::StartHandling(act::StartHandling {}),
+            A::SubmitForReview(act::SubmitForReview {}),
+        ],
+    )
+    .await;
+    let events_before_seal = township.event_count().await.unwrap();
+    assert_code(
+        try_act(&mut at_township, &case, decide(true, pb::SealType::County)).await,
+        Code::FailedPrecondition,
+        &["wrong seal"],
+    );
+    assert_eq!(township.event_count().await.unwrap(), events_before_seal);
+
+    // Nothing of the refused actions was written anywhere: only the three accepted steps.
+    let after = wait_same_everywhere(&cluster, &[village, T1, COUNTY], &case, 6).await;
+    assert_eq!(county.event_count().await.unwrap(), events_at_county + 3);
+    assert_eq!(events_before_seal, events_at_township + 3);
+    assert_eq!(after.history[..3], before.history[..]);
+    assert_eq!(after.state.kind(), StateKind::Review);
+    ops::assert_no_alarms(&cluster, &cluster.ids()).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_from_an_offline_village_reaches_the_county_and_its_decision_comes_back() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three_tiers(dir.path()).await;
+    let village = T1_VILLAGES[0];
+    let (county_id, township_id, village_id) = (id(COUNTY), id(T1), id(village));
+    let mut at_village = clerk(&cluster, village).await;
+    let seal = pb::SealType::EntrustedApproval;
+
+    // The township is down: the village still submits, numbers and forwards its cases.
+    cluster.stop(&township_id).await.unwrap();
+    let first = submit(&mut at_village, ENTRUSTED).await;
+    let second = submit(&mut at_village, AUTHORISED).await;
+    assert!(first.case_number.ends_with("-0001") && second.case_number.ends_with("-0002"));
+    let case = first.case_id;
+    act_all(&mut at_village, &case, vec![A::Forward(act::Forward {})]).await;
+    assert!(
+        view_at(&cluster, &county_id, &case).await.is_err(),
+        "the county cannot know it yet"
+    );
+
+    cluster.start(&township_id).await.unwrap();
+    wait_case(&cluster, COUNTY, &case, 2, T1).await;
+    let mut at_township = clerk(&cluster, T1).await;
+    act_all(
+        &mut at_township,
+        &case,
+        vec![
+            A::Receive(act::Receive {}),
+            A::Accept(act::Accept { terms: None }),
+            hand_over(COUNTY),
+        ],
+    )
+    .await;
+    wait_case(&cluster, COUNTY, &case, 5, COUNTY).await;
+
+    // The village goes offline while the county decides; the decision reaches it on return.
+    wait_case(&cluster, village, &case, 5, COUNTY).await;
+    cluster.stop(&village_id).await.unwrap();
+    let mut at_county = clerk(&cluster, COUNTY).await;
+    act_all(
+        &mut at_county,
+        &case,
+        vec![
+            A::StartHandling(act::StartHandling {}),
+            A::SubmitForReview(act::SubmitForReview {}),
+            decide(true, seal),
+            conclude_approved(),
+            hand_over(T1),
+        ],
+    )
+    .await;
+    cluster.start(&village_id).await.unwrap();
+    let view = wait_case(&cluster, village, &case, 10, T1).await;
+    assert_eq!(view.state.kind(), StateKind::Concluded);
+    let decision = view
+        .decision
+        .as_ref()
+        .expect("the county's decision reached the village");
+    assert_eq!(decision.at_node.as_str(), COUNTY);
+    assert!(decision.approved);
+    wait_same_everywhere(&cluster, &[village, T1, COUNTY], &case, 10).await;
+    // The other case, never forwarded, stays at the village and the tiers above only see it.
+    let other = wait_case(&cluster, COUNTY, &second.case_id, 1, village).await;
+    assert_eq!(other.state.kind(), StateKind::Submitted);
+    ops::assert_no_alarms(&cluster, &[county_id, township_id, village_id]).await;
+    cluster.stop_all().await;
+}

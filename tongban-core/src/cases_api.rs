@@ -1,0 +1,322 @@
+//! The `tongban.v1.Cases` service every node serves: submit a case at a village service point or
+//! a township window, act on a case this node holds, and read cases this node knows.
+//!
+//! Who may call what: an operator submits and acts only at the node their certificate names (an
+//! operator of 441424100 acts at node 441424100); any operator reads at their node or below it
+//! (the county's operators read everywhere). Handlers contain no SQL: they check the caller,
+//! convert at the boundary ([`crate::case::wire`]) and call the store. Refusals come back as
+//! precise gRPC statuses with a sentence a clerk can act on: `INVALID_ARGUMENT` (malformed
+//! request, missing reason), `PERMISSION_DENIED` (wrong node or a tier that never takes this
+//! action for this kind of item), `FAILED_PRECONDITION` (the case's state or holder does not
+//! allow it now; the holder is named), `NOT_FOUND` (unknown case or item), `ABORTED` (another
+//! operator moved the case meanwhile).
+
+use std::sync::{Arc, OnceLock};
+
+use tongban_proto::v1::{self as pb, cases_server, get_case_request};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use crate::api::{require_operator, visible_here};
+use crate::calendar::WorkingCalendar;
+use crate::case::wire::{self, mask_id_number};
+use crate::case::{
+    Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, Refusal, RefusalCode, StateKind,
+    decide, local_date,
+};
+use crate::catalogue::Item;
+use crate::hlc::wall_ms;
+use crate::ids::NodeId;
+use crate::pki::Principal;
+use crate::store::{CaseCursor, CaseError, CaseFilter, CaseRef, Store, StoreError};
+use crate::tls::peer_principal;
+
+/// Cases per page when the caller does not say; and the most it may ask for.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+/// The `Cases` service of one node.
+#[derive(Clone)]
+pub struct CasesApi {
+    pub store: Arc<Store>,
+}
+
+/// The service as a node serves it (gzip both ways, like the other operator services).
+pub fn server(store: Arc<Store>) -> cases_server::CasesServer<CasesApi> {
+    cases_server::CasesServer::new(CasesApi { store })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+}
+
+fn internal(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    Status::internal(e.to_string())
+}
+
+/// The status a workflow refusal maps to ([`Refusal::code`]).
+pub fn refusal_status(refusal: &Refusal) -> Status {
+    let message = refusal.to_string();
+    match refusal.code() {
+        RefusalCode::InvalidArgument => Status::invalid_argument(message),
+        RefusalCode::FailedPrecondition => Status::failed_precondition(message),
+        RefusalCode::PermissionDenied => Status::permission_denied(message),
+    }
+}
+
+fn case_status(e: CaseError) -> Status {
+    match e {
+        CaseError::Refused(refusal) => refusal_status(&refusal),
+        CaseError::NotFound(what) => Status::not_found(format!("no case {what} is known at this node")),
+        CaseError::Changed(reason) => Status::aborted(format!(
+            "the case changed while this action was being recorded; nothing was written, look at the case again ({reason})"
+        )),
+        CaseError::Store(StoreError::Refused(reason)) => Status::failed_precondition(reason),
+        CaseError::Store(other) => internal(other),
+    }
+}
+
+/// The caller must be an operator of this very node: cases are submitted and moved only where
+/// the operator sits.
+fn require_operator_here<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
+    let principal = peer_principal(request)?;
+    match &principal {
+        Principal::Operator { place, .. } if place == here => Ok(principal),
+        Principal::Operator { place, .. } => Err(Status::permission_denied(format!(
+            "{principal} works at {place} and may act on cases only at node {place}, not at {here}; \
+             an operator of {here} must do this"
+        ))),
+        other => Err(Status::permission_denied(format!(
+            "{other} is not an operator; submitting and acting on cases needs an operator certificate"
+        ))),
+    }
+}
+
+/// The working-day calendar known to every node (the embedded national schedule), for the
+/// indicative deadline on receipts.
+fn calendar() -> Option<&'static WorkingCalendar> {
+    static CALENDAR: OnceLock<Option<WorkingCalendar>> = OnceLock::new();
+    CALENDAR.get_or_init(|| WorkingCalendar::china_2026().ok()).as_ref()
+}
+
+impl CasesApi {
+    /// The item named by `code` as this node holds it now, with the version it was read at, if
+    /// this node may take it. Reads the head on both sides of the item so the version is exact.
+    async fn item_here(&self, code: &str) -> Result<(Item, u64), Status> {
+        let here = self.store.node();
+        for _ in 0..3 {
+            let before = self.store.catalogue_head().await.version;
+            let item = self.store.catalogue_item(code).await.map_err(internal)?;
+            let after = self.store.catalogue_head().await.version;
+            if before != after {
+                continue;
+            }
+            return match item {
+                Some(item) if visible_here(&item, here) => Ok((item, after)),
+                Some(item) => Err(Status::failed_precondition(format!(
+                    "item {code} ({}) is in catalogue version {after} but is not taken at {here}",
+                    item.name
+                ))),
+                None => Err(Status::not_found(format!(
+                    "no item {code} in catalogue version {after} held at {here}"
+                ))),
+            };
+        }
+        Err(Status::unavailable(
+            "the catalogue is being updated at this node; try again",
+        ))
+    }
+
+    async fn view(&self, key: &CaseRef) -> Result<CaseView, Status> {
+        self.store
+            .case(key)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no case {key} is known at node {}", self.store.node())))
+    }
+}
+
+fn parse_case_id(text: &str) -> Result<CaseId, Status> {
+    text.trim()
+        .parse()
+        .map_err(|e: crate::case::CaseIdError| Status::invalid_argument(format!("case_id: {e}")))
+}
+
+#[tonic::async_trait]
+impl cases_server::Cases for CasesApi {
+    async fn submit(&self, request: Request<pb::SubmitCaseRequest>) -> Result<Response<pb::CaseReceipt>, Status> {
+        let here = self.store.node().clone();
+        let principal = require_operator_here(&request, &here)?;
+        let req = request.into_inner();
+        let code = req.item_code.trim();
+        if code.is_empty() {
+            return Err(Status::invalid_argument(
+                "item_code: give the item's basic item code or implementation code",
+            ));
+        }
+        if req.applicant_name.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "applicant_name: the applicant's name is required",
+            ));
+        }
+        let kind = ApplicantKind::from_wire(req.applicant_kind, "applicant_kind").map_err(|e| {
+            Status::invalid_argument(format!("{e}: say whether the applicant is a person or an organisation"))
+        })?;
+        let (item, version) = self.item_here(code).await?;
+        let terms = ItemTerms::from_item(&item, version);
+        let applicant = ApplicantSummary {
+            kind,
+            name: req.applicant_name.trim().to_owned(),
+            id_masked: mask_id_number(&req.applicant_id_number),
+            phone: Some(req.applicant_phone.trim().to_owned()).filter(|p| !p.is_empty()),
+        };
+        let view = self
+            .store
+            .open_case(terms, applicant, &principal)
+            .await
+            .map_err(case_status)?;
+        let submitted = local_date(view.submitted_ms);
+        let deadline = calendar()
+            .filter(|c| c.covers(submitted))
+            .map(|c| {
+                c.add_working_days(submitted, view.terms.promised_days)
+                    .format("%Y-%m-%d")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        tracing::info!(case = %view.id, number = %view.number, item = %view.terms.item_code, "case submitted");
+        Ok(Response::new(pb::CaseReceipt {
+            case_id: view.id.to_string(),
+            case_number: view.number.to_string(),
+            item_code: view.terms.item_code.clone(),
+            item_name: view.terms.name.clone(),
+            promised_days: view.terms.promised_days,
+            immediate: view.terms.immediate,
+            deadline_date: deadline,
+            submitted_at_node: view.origin.to_string(),
+            submitted_unix_ms: view.submitted_ms as i64,
+            catalogue_version: view.terms.catalogue_version,
+        }))
+    }
+
+    async fn act(&self, request: Request<pb::ActRequest>) -> Result<Response<pb::CaseSummary>, Status> {
+        let here = self.store.node().clone();
+        let principal = require_operator_here(&request, &here)?;
+        let req = request.into_inner();
+        let id = parse_case_id(&req.case_id)?;
+        let wire_action = req
+            .action
+            .ok_or_else(|| Status::invalid_argument("action: no action given"))?;
+        let view = self.view(&CaseRef::Id(id.clone())).await?;
+        let action = if matches!(wire_action.action, Some(pb::case_action::Action::Accept(_))) {
+            // The accepting node pins the terms of the catalogue version it holds now.
+            match self.item_here(&view.terms.implementation_code).await {
+                Ok((item, version)) => {
+                    let terms = ItemTerms::from_item(&item, version);
+                    wire::action_from_wire_with(wire_action, |_| Ok(terms))
+                }
+                Err(status) => {
+                    // Who may accept, and when, comes before whether the catalogue still offers
+                    // the item here.
+                    let probe = CaseAction::Accept {
+                        terms: view.terms.clone(),
+                    };
+                    decide(&view, &probe, &Actor::new(principal, wall_ms())).map_err(|r| refusal_status(&r))?;
+                    return Err(status);
+                }
+            }
+        } else {
+            wire::action_from_wire(wire_action)
+        }
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let kind = action.kind();
+        let view = self
+            .store
+            .act_on_case(&id, action, &principal)
+            .await
+            .map_err(case_status)?;
+        tracing::info!(case = %view.id, action = kind.as_str(), state = %view.state, holder = %view.holder, "case step");
+        Ok(Response::new(wire::summary(&view)))
+    }
+
+    async fn get(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::CaseDetail>, Status> {
+        require_operator(&request, self.store.node())?;
+        let key = match request.into_inner().key {
+            Some(get_case_request::Key::CaseId(id)) => CaseRef::Id(parse_case_id(&id)?),
+            Some(get_case_request::Key::CaseNumber(number)) => CaseRef::Number(
+                number
+                    .trim()
+                    .parse()
+                    .map_err(|e: crate::case::CaseIdError| Status::invalid_argument(format!("case_number: {e}")))?,
+            ),
+            None => return Err(Status::invalid_argument("give a case_id or a case_number")),
+        };
+        let view = self.view(&key).await?;
+        Ok(Response::new(wire::detail(&view)))
+    }
+
+    async fn list(&self, request: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let req = request.into_inner();
+        let state = match req.state {
+            0 => None,
+            n => Some(StateKind::from_wire(n, "state").map_err(|e| Status::invalid_argument(e.to_string()))?),
+        };
+        let holder = match req.holder.trim() {
+            "" => None,
+            h => Some(NodeId::new(h).map_err(|e| Status::invalid_argument(format!("holder: {e}")))?),
+        };
+        let item_code = Some(req.item_code.trim().to_owned()).filter(|c| !c.is_empty());
+        let after = match req.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .parse::<CaseCursor>()
+                    .map_err(|_| Status::invalid_argument("page_token is not one this node issued"))?,
+            ),
+        };
+        let page_size = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let filter = CaseFilter {
+            state,
+            holder,
+            item_code,
+        };
+        let page = self
+            .store
+            .cases(&filter, after.as_ref(), page_size)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListCasesResponse {
+            cases: page.cases.iter().map(wire::summary).collect(),
+            next_page_token: page.next.map(|c| c.to_string()).unwrap_or_default(),
+        }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_their_status_codes() {
+        let holder = NodeId::new("441424100").unwrap();
+        let refusal = Refusal::NotHolder {
+            holder: holder.clone(),
+            actor: NodeId::new("441424").unwrap(),
+        };
+        let status = refusal_status(&refusal);
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(status.message().contains("441424100"), "{}", status.message());
+        let missing = Refusal::MissingReason {
+            action: crate::case::ActionKind::RefuseAcceptance,
+        };
+        assert_eq!(refusal_status(&missing).code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            case_status(CaseError::NotFound("x".into())).code(),
+            tonic::Code::NotFound
+        );
+    }
+}
