@@ -65,16 +65,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
 
-    let v1 = catalogue
-        .import(pb::ImportCatalogueRequest {
-            format: pb::ImportFormat::Json as i32,
-            content: to_json(&batch_one)?,
-            source: "wuhua-catalogue-batch1.json".into(),
-            note: "第一批下放事项".into(),
-        })
-        .await
-        .context("importing the first batch")?
-        .into_inner();
+    let v1 = import(
+        &mut catalogue,
+        &batch_one,
+        "wuhua-catalogue-batch1.json",
+        "第一批下放事项",
+    )
+    .await?;
     println!(
         "county published catalogue v{}: {} items, first delegation batch",
         v1.version, v1.item_count
@@ -90,29 +87,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     cluster.kill(&victim)?;
     println!("  killed township {VICTIM} (华城镇) mid-sync, holding catalogue v{held}");
 
-    let v2 = catalogue
-        .import(pb::ImportCatalogueRequest {
-            format: pb::ImportFormat::Json as i32,
-            content: to_json(&full)?,
-            source: "wuhua-catalogue.csv".into(),
-            note: "第二批下放事项".into(),
-        })
-        .await
-        .context("importing the second batch")?
-        .into_inner();
+    let v2 = import(&mut catalogue, &full, "wuhua-catalogue.csv", "第二批下放事项").await?;
     println!(
         "county published catalogue v{}: {} items changed, second delegation batch",
         v2.version, v2.upserts
     );
-    let again = catalogue
-        .import(pb::ImportCatalogueRequest {
-            format: pb::ImportFormat::Json as i32,
-            content: to_json(&full)?,
-            source: "wuhua-catalogue.csv".into(),
-            note: "重复导入".into(),
-        })
-        .await?
-        .into_inner();
+    let again = import(&mut catalogue, &full, "wuhua-catalogue.csv", "重复导入").await?;
     println!(
         "  re-importing the same file publishes nothing (still v{}, published = {})",
         again.version, again.published
@@ -253,6 +233,26 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     cluster.stop_all().await;
     Ok(())
+}
+
+/// Imports `items` at the county through the real Catalogue.Import RPC.
+async fn import(
+    catalogue: &mut CatalogueClient<tonic::transport::Channel>,
+    items: &[tongban_core::catalogue::model::Item],
+    source: &str,
+    note: &str,
+) -> Result<pb::ImportCatalogueResponse> {
+    let request = pb::ImportCatalogueRequest {
+        format: pb::ImportFormat::Json as i32,
+        content: to_json(items)?,
+        source: source.into(),
+        note: note.into(),
+    };
+    let response = catalogue
+        .import(request)
+        .await
+        .with_context(|| format!("importing {source} ({note})"))?;
+    Ok(response.into_inner())
 }
 
 fn hex_prefix(hash: &[u8; 32]) -> String {

@@ -357,42 +357,25 @@ impl Store {
                 }
                 continue;
             }
-            let checked = match event::check(raw.clone())
+            // Structure, authorship, arrival, then the projection's own rules: the first that
+            // fails quarantines the event.
+            let verdict = match event::check(raw.clone())
                 .and_then(|c| event::check_authorship(&c).map(|_| c))
                 .and_then(|c| event::check_arrival(&c, &self.node, peer).map(|_| c))
             {
+                Ok(checked) => self.fold(&mut tx, &mut state, &checked).await?.map(|_| checked),
+                Err(err) => Err(err.to_string()),
+            };
+            let checked = match verdict {
                 Ok(checked) => checked,
-                Err(err) => {
+                Err(reason) => {
                     report.quarantined += 1;
-                    links::raise_alarm(
-                        &mut tx,
-                        links::AlarmKind::Quarantined,
-                        &raw,
-                        peer,
-                        synced.local_seq,
-                        &err.to_string(),
-                        now,
-                    )
-                    .await?;
-                    tracing::warn!(origin = %raw.origin, seq = raw.seq, %peer, reason = %err, "event quarantined");
+                    let kind = links::AlarmKind::Quarantined;
+                    links::raise_alarm(&mut tx, kind, &raw, peer, synced.local_seq, &reason, now).await?;
+                    tracing::warn!(origin = %raw.origin, seq = raw.seq, %peer, %reason, "event quarantined");
                     continue;
                 }
             };
-            if let Err(reason) = self.fold(&mut tx, &mut state, &checked).await? {
-                report.quarantined += 1;
-                links::raise_alarm(
-                    &mut tx,
-                    links::AlarmKind::Quarantined,
-                    &raw,
-                    peer,
-                    synced.local_seq,
-                    &reason,
-                    now,
-                )
-                .await?;
-                tracing::warn!(origin = %raw.origin, seq = raw.seq, %peer, %reason, "event quarantined");
-                continue;
-            }
             self.clock.observe(checked.event.hlc);
             seen_in_batch.insert(key, checked.event.content_hash.clone());
             let routing = event::route(&self.node, Some(peer), checked.route_class(), &checked.route_key);
