@@ -163,6 +163,10 @@ impl Store {
                     sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    // Checkpoints run in the background (see `checkpoint_in_background`), not
+                    // inside whichever commit happens to cross the threshold: copying a large
+                    // WAL back and fsyncing the database there stalled replication for ~1 s.
+                    sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
                     sqlx::query(cache_pragma).execute(&mut *conn).await?;
                     Ok(())
                 })
@@ -206,6 +210,9 @@ impl Store {
         } else {
             16 << 20
         };
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_in_background(pool.clone(), committed.subscribe()));
+        }
         let store = Store {
             pool,
             backend,
@@ -266,8 +273,11 @@ impl Store {
         *self.committed.borrow()
     }
 
-    /// Closes the pool; used on shutdown so SQLite checkpoints cleanly.
+    /// Closes the pool; on SQLite the WAL is checkpointed and truncated first.
     pub async fn close(&self) {
+        if self.backend == Backend::Sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        }
         self.pool.close().await;
     }
 
@@ -533,6 +543,31 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)
+    }
+}
+
+/// How often, at most, the background checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies committed WAL frames into the SQLite database file after commits, off the commit
+/// path. PASSIVE never blocks writers or readers; frames a reader still needs wait for the next
+/// round. Ends when the pool closes.
+async fn checkpoint_in_background(pool: AnyPool, mut committed: watch::Receiver<u64>) {
+    loop {
+        if committed.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        committed.borrow_and_update();
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "background checkpoint failed; will retry");
+        }
     }
 }
 
