@@ -5,7 +5,9 @@ use std::{env, path::PathBuf};
 
 const PROTO_FILES: &[&str] = &[
     "tongban/v1/catalogue.proto",
+    "tongban/v1/calendar.proto",
     "tongban/v1/cases.proto",
+    "tongban/v1/oversight.proto",
     "tongban/v1/events.proto",
     "tongban/v1/sync.proto",
     "tongban/v1/node.proto",

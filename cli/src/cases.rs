@@ -78,6 +78,9 @@ pub enum CaseCommand {
         /// Defaults to the seal the item takes.
         #[arg(long, value_enum)]
         seal: Option<Seal>,
+        /// Number of impressions stamped, for the seal register (盖章次数).
+        #[arg(long, default_value_t = 1)]
+        impressions: u32,
     },
     /// Send the case back to handling or review (退回); a reason is required.
     SendBack {
@@ -118,6 +121,9 @@ pub enum CaseCommand {
         /// Defaults to the seal the item takes.
         #[arg(long, value_enum)]
         seal: Option<Seal>,
+        /// Number of impressions stamped, for the seal register (盖章次数).
+        #[arg(long, default_value_t = 1)]
+        impressions: u32,
     },
     /// The result reached the applicant (送达).
     Deliver {
@@ -151,6 +157,15 @@ pub enum CaseCommand {
     },
     /// One case with its history.
     Show { case: String },
+    /// Red and yellow warnings on the cases of this node's subtree, worst first.
+    Warnings {
+        /// Only this level or worse (default: yellow and red).
+        #[arg(long, value_enum)]
+        level: Option<crate::timelimits::WarnLevel>,
+        /// Only cases served by this township.
+        #[arg(long)]
+        township: Option<String>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -284,6 +299,9 @@ fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
 }
 
 pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
+    if let CaseCommand::Warnings { level, township } = command {
+        return crate::timelimits::warnings(conn, level, township).await;
+    }
     let client = CasesClient::new(conn.channel().await?);
     let mut cases = Cases { conn, client };
     use CaseCommand as C;
@@ -385,11 +403,22 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             refuse,
             reason,
             seal,
+            impressions,
         } => {
             let d = cases.detail(&case).await?;
             let seal = seal.map(Seal::to_wire).unwrap_or(summary(&d)?.required_seal);
             let approve = approve && !refuse;
-            cases.act(&d, A::Decide(act::Decide { approve, reason, seal })).await?;
+            cases
+                .act(
+                    &d,
+                    A::Decide(act::Decide {
+                        approve,
+                        reason,
+                        seal,
+                        impressions,
+                    }),
+                )
+                .await?;
             println!("decided under the {}", seal_name(seal));
         }
         C::SendBack { case, to, reason } => {
@@ -450,10 +479,14 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             let d = cases.detail(&case).await?;
             cases.act(&d, A::ResultReady(act::ResultReady {})).await?;
         }
-        C::Issue { case, seal } => {
+        C::Issue {
+            case,
+            seal,
+            impressions,
+        } => {
             let d = cases.detail(&case).await?;
             let seal = seal.map(Seal::to_wire).unwrap_or(summary(&d)?.required_seal);
-            cases.act(&d, A::Issue(act::Issue { seal })).await?;
+            cases.act(&d, A::Issue(act::Issue { seal, impressions })).await?;
             println!("issued under the {}", seal_name(seal));
         }
         C::Deliver { case, courier } => {
@@ -487,6 +520,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             all,
         } => list(&mut cases, state, holder, item, limit, all).await?,
         C::Show { case } => show(&cases.detail(&case).await?)?,
+        C::Warnings { .. } => {}
     }
     Ok(())
 }

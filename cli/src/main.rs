@@ -8,6 +8,8 @@ mod client;
 mod commands;
 mod demo;
 mod harness;
+mod oversight;
+mod timelimits;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,43 @@ enum Command {
         conn: Connection,
         #[command(subcommand)]
         command: cases::CaseCommand,
+    },
+    /// The working-day calendar: publish a file at the county, show the one a node counts on.
+    Calendar {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: timelimits::CalendarAction,
+    },
+    /// Supervision records (督办) the county opens on red cases: list, close with a reason.
+    Supervision {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: timelimits::SupervisionAction,
+    },
+    /// The seal register (用印登记): list entries per seal and date range, or write them as CSV.
+    Seals {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: oversight::SealsAction,
+    },
+    /// Ratings (好差评): respond to a bad rating's rectification item, list the items.
+    Rating {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: oversight::RatingAction,
+    },
+    /// Received, accepted, concluded and overdue cases, time to conclusion and rating metrics,
+    /// for one township or everything the node knows.
+    Oversight {
+        #[command(flatten)]
+        conn: Connection,
+        /// A township's division code; everything this node knows when omitted.
+        #[arg(long)]
+        township: Option<String>,
     },
     /// A node's identity, catalogue version and per-link lag.
     Status {
@@ -97,6 +136,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Catalogue { conn, action } => commands::catalogue(conn, action).await,
             Command::Case { conn, command } => cases::run(conn, command).await,
+            Command::Calendar { conn, action } => timelimits::calendar(conn, action).await,
+            Command::Supervision { conn, action } => timelimits::supervision(conn, action).await,
+            Command::Seals { conn, action } => oversight::seals(conn, action).await,
+            Command::Rating { conn, action } => oversight::rating(conn, action).await,
+            Command::Oversight { conn, township } => oversight::oversight(conn, township).await,
             Command::Status { conn, json } => commands::status(conn, json).await,
             Command::Alarms { conn, limit } => commands::alarms(conn, limit).await,
             Command::Pki { action } => commands::pki(action),

@@ -104,6 +104,7 @@ fn decide(approve: bool, seal: pb::SealType) -> A {
         approve,
         reason: "材料齐全，符合法定条件".to_owned(),
         seal: seal as i32,
+        impressions: 1,
     })
 }
 
@@ -119,7 +120,10 @@ fn hand_over(to: &str) -> A {
 }
 
 fn issue(seal: pb::SealType) -> A {
-    A::Issue(act::Issue { seal: seal as i32 })
+    A::Issue(act::Issue {
+        seal: seal as i32,
+        impressions: 1,
+    })
 }
 
 /// The case as node `node`'s store holds it, or why not.

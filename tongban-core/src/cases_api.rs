@@ -1,5 +1,7 @@
 //! The `tongban.v1.Cases` service every node serves: submit a case at a village service point or
-//! a township window, act on a case this node holds, and read cases this node knows.
+//! a township window, act on a case this node holds, and read cases this node knows; list the red
+//! and yellow warnings of this node's subtree (evaluated against the node's injectable clock and
+//! calendar) and, at the county, list and close supervision records (督办).
 //!
 //! Who may call what: an operator submits and acts only at the node their certificate names (an
 //! operator of 441424100 acts at node 441424100); any operator reads at their node or below it
@@ -11,14 +13,13 @@
 //! allow it now; the holder is named), `NOT_FOUND` (unknown case or item), `ABORTED` (another
 //! operator moved the case meanwhile).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tongban_proto::v1::{self as pb, cases_server, get_case_request};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::api::{require_operator, visible_here};
-use crate::calendar::WorkingCalendar;
 use crate::case::wire::{self, mask_id_number};
 use crate::case::{
     Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, Refusal, RefusalCode, StateKind,
@@ -28,8 +29,9 @@ use crate::catalogue::Item;
 use crate::hlc::wall_ms;
 use crate::ids::NodeId;
 use crate::pki::Principal;
-use crate::store::{CaseCursor, CaseError, CaseFilter, CaseRef, Store, StoreError};
+use crate::store::{CaseCursor, CaseError, CaseFilter, CaseRef, Store, StoreError, SupervisionError, WarningFilter};
 use crate::tls::peer_principal;
+use crate::warnings::{WarningLevel, WarningRule};
 
 /// Cases per page when the caller does not say; and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;
@@ -89,13 +91,6 @@ fn require_operator_here<T>(request: &Request<T>, here: &NodeId) -> Result<Princ
             "{other} is not an operator; submitting and acting on cases needs an operator certificate"
         ))),
     }
-}
-
-/// The working-day calendar known to every node (the embedded national schedule), for the
-/// indicative deadline on receipts.
-fn calendar() -> Option<&'static WorkingCalendar> {
-    static CALENDAR: OnceLock<Option<WorkingCalendar>> = OnceLock::new();
-    CALENDAR.get_or_init(|| WorkingCalendar::china_2026().ok()).as_ref()
 }
 
 impl CasesApi {
@@ -175,7 +170,9 @@ impl cases_server::Cases for CasesApi {
             .await
             .map_err(case_status)?;
         let submitted = local_date(view.submitted_ms);
-        let deadline = calendar()
+        // On the calendar in force here: the built-in one until the county publishes another.
+        let calendar = self.store.calendar().await.map_err(internal)?.calendar;
+        let deadline = Some(&calendar)
             .filter(|c| c.covers(submitted))
             .map(|c| {
                 c.add_working_days(submitted, view.terms.promised_days)
@@ -292,6 +289,143 @@ impl cases_server::Cases for CasesApi {
             cases: page.cases.iter().map(wire::summary).collect(),
             next_page_token: page.next.map(|c| c.to_string()).unwrap_or_default(),
         }))
+    }
+
+    async fn list_warnings(
+        &self,
+        request: Request<pb::ListWarningsRequest>,
+    ) -> Result<Response<pb::ListWarningsResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let req = request.into_inner();
+        let min_level = match pb::WarningLevel::try_from(req.level) {
+            Ok(pb::WarningLevel::Unspecified | pb::WarningLevel::Yellow) => WarningLevel::Yellow,
+            Ok(pb::WarningLevel::Red) => WarningLevel::Red,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "level: {} is not a warning level",
+                    req.level
+                )));
+            }
+        };
+        let rule = match pb::WarningRule::try_from(req.rule) {
+            Ok(pb::WarningRule::Unspecified) => None,
+            Ok(r) => Some(rule_from_wire(r)),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "rule: {} is not a warning rule",
+                    req.rule
+                )));
+            }
+        };
+        let township = match req.township.trim() {
+            "" => None,
+            t => Some(NodeId::new(t).map_err(|e| Status::invalid_argument(format!("township: {e}")))?),
+        };
+        let filter = WarningFilter {
+            min_level: Some(min_level),
+            rule,
+            township,
+        };
+        let list = self.store.warnings(&filter).await.map_err(internal)?;
+        Ok(Response::new(pb::ListWarningsResponse {
+            warnings: list
+                .warnings
+                .iter()
+                .map(|w| pb::CaseWarning {
+                    case_id: w.case_id.clone(),
+                    case_number: w.case_number.clone(),
+                    item_code: w.item_code.clone(),
+                    item_name: w.item_name.clone(),
+                    holder: w.holder.to_string(),
+                    township: w.township.to_string(),
+                    rule: rule_to_wire(w.rule) as i32,
+                    level: level_to_wire(w.level) as i32,
+                    working_days_left: w.working_days_left,
+                    deadline: w.deadline.format("%Y-%m-%d").to_string(),
+                })
+                .collect(),
+            evaluated_on: list.today.format("%Y-%m-%d").to_string(),
+            calendar_version: list.calendar_version,
+        }))
+    }
+
+    async fn list_supervision(
+        &self,
+        request: Request<pb::ListSupervisionRequest>,
+    ) -> Result<Response<pb::ListSupervisionResponse>, Status> {
+        require_operator(&request, self.store.node())?;
+        let include_closed = request.into_inner().include_closed;
+        let records = self.store.supervisions(include_closed).await.map_err(internal)?;
+        Ok(Response::new(pb::ListSupervisionResponse {
+            records: records.iter().map(supervision_to_wire).collect(),
+        }))
+    }
+
+    async fn close_supervision(
+        &self,
+        request: Request<pb::CloseSupervisionRequest>,
+    ) -> Result<Response<pb::SupervisionRecord>, Status> {
+        let here = self.store.node().clone();
+        // Supervision is the county's: only its own operators close a record.
+        let principal = require_operator_here(&request, &here)?;
+        if here.tier() != crate::ids::Tier::County {
+            return Err(Status::failed_precondition(format!(
+                "supervision records are kept at the county; {here} is a {}",
+                here.tier()
+            )));
+        }
+        let req = request.into_inner();
+        match self.store.close_supervision(req.id, &req.reason, &principal).await {
+            Ok(record) => {
+                tracing::info!(id = record.id, case = %record.case_number, "supervision closed");
+                Ok(Response::new(supervision_to_wire(&record)))
+            }
+            Err(e @ SupervisionError::MissingReason) => Err(Status::invalid_argument(format!("reason: {e}"))),
+            Err(e @ SupervisionError::NotFound(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ SupervisionError::AlreadyClosed(_)) => Err(Status::failed_precondition(e.to_string())),
+            Err(SupervisionError::Store(e)) => Err(internal(e)),
+        }
+    }
+}
+
+fn rule_from_wire(rule: pb::WarningRule) -> WarningRule {
+    match rule {
+        pb::WarningRule::Acceptance => WarningRule::Acceptance,
+        pb::WarningRule::Issuing => WarningRule::Issuing,
+        pb::WarningRule::Processing | pb::WarningRule::Unspecified => WarningRule::Processing,
+    }
+}
+
+fn rule_to_wire(rule: WarningRule) -> pb::WarningRule {
+    match rule {
+        WarningRule::Acceptance => pb::WarningRule::Acceptance,
+        WarningRule::Processing => pb::WarningRule::Processing,
+        WarningRule::Issuing => pb::WarningRule::Issuing,
+    }
+}
+
+fn level_to_wire(level: WarningLevel) -> pb::WarningLevel {
+    match level {
+        WarningLevel::None => pb::WarningLevel::Unspecified,
+        WarningLevel::Yellow => pb::WarningLevel::Yellow,
+        WarningLevel::Red => pb::WarningLevel::Red,
+    }
+}
+
+fn supervision_to_wire(s: &crate::store::Supervision) -> pb::SupervisionRecord {
+    pb::SupervisionRecord {
+        id: s.id,
+        case_id: s.case_id.clone(),
+        case_number: s.case_number.clone(),
+        item_code: s.item_code.clone(),
+        holder: s.holder.clone(),
+        rule: rule_to_wire(s.rule) as i32,
+        deadline: s.deadline.clone(),
+        opened_unix_ms: s.opened_ms,
+        closed: s.closed_ms.is_some(),
+        closed_unix_ms: s.closed_ms.unwrap_or_default(),
+        closed_by: s.closed_by.clone().unwrap_or_default(),
+        close_reason: s.close_reason.clone().unwrap_or_default(),
     }
 }
 

@@ -20,6 +20,16 @@
 //! [sync]
 //! batch_events = 1000
 //! checksum_interval_secs = 300
+//!
+//! [warnings]            # red/yellow thresholds; missing keys keep their defaults
+//! yellow_fraction = 0.2
+//! acceptance_red_days = 5
+//!
+//! [supervision]         # the county's scan for red cases (督办)
+//! scan_interval_secs = 300
+//!
+//! [ratings]             # townships' and villages' run recording default ratings (好差评)
+//! default_scan_interval_secs = 3600
 //! ```
 //! Environment: `TONGBAN_NODE_ID`, `TONGBAN_LISTEN`, `TONGBAN_PARENT`, `TONGBAN_DATA_DIR`,
 //! `TONGBAN_DATABASE_URL`, `TONGBAN_TLS__CA`, `TONGBAN_LOG__FORMAT`, ... (`__` separates a section
@@ -28,6 +38,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::warnings::WarningThresholds;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -148,6 +160,56 @@ pub struct NodeConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Red/yellow warning thresholds; missing keys take [`WarningThresholds::default`].
+    #[serde(default)]
+    pub warnings: WarningThresholds,
+    #[serde(default)]
+    pub supervision: SupervisionConfig,
+    #[serde(default)]
+    pub ratings: RatingsConfig,
+}
+
+/// How often a township or village looks for issued cases left unrated for seven days, to record
+/// the default "basically satisfied" rating.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingsConfig {
+    /// Seconds between runs (at least 1). Default 3600: the period is counted in days.
+    #[serde(default = "default_rating_scan_secs")]
+    pub default_scan_interval_secs: u64,
+}
+
+fn default_rating_scan_secs() -> u64 {
+    3600
+}
+
+impl Default for RatingsConfig {
+    fn default() -> Self {
+        RatingsConfig {
+            default_scan_interval_secs: default_rating_scan_secs(),
+        }
+    }
+}
+
+/// The county's periodic scan for red cases, which opens supervision records (督办).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// Seconds between scans (at least 1). Default 300.
+    #[serde(default = "default_scan_secs")]
+    pub scan_interval_secs: u64,
+}
+
+fn default_scan_secs() -> u64 {
+    300
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            scan_interval_secs: default_scan_secs(),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -170,6 +232,19 @@ impl NodeConfig {
 
     /// Checks what serde cannot: the tree position and the storage choice.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.warnings
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[warnings]: {e}")))?;
+        if self.ratings.default_scan_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[ratings] default_scan_interval_secs must be at least 1".into(),
+            ));
+        }
+        if self.supervision.scan_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[supervision] scan_interval_secs must be at least 1".into(),
+            ));
+        }
         match (self.node_id.tier(), &self.parent) {
             (Tier::County, Some(_)) => {
                 return Err(ConfigError::Invalid(format!(
@@ -274,5 +349,27 @@ mod tests {
         assert_eq!(config.node_id.as_str(), "441424");
         assert_eq!(config.sync.batch_events, 1000);
         assert!(matches!(config.store_location(), StoreLocation::SqliteFile(_)));
+        assert_eq!(config.warnings, WarningThresholds::default());
+        assert_eq!(config.supervision.scan_interval_secs, 300);
+    }
+
+    #[test]
+    fn warning_thresholds_and_the_supervision_scan_are_configurable() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "node_id = \"441424\"\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"d\"\n";
+        let path = write(
+            dir.path(),
+            &format!("{head}{TLS}[warnings]\nyellow_fraction = 0.5\n[supervision]\nscan_interval_secs = 60\n"),
+        );
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.warnings.yellow_fraction, 0.5);
+        assert_eq!(
+            config.warnings.acceptance_red_days, 5,
+            "missing keys keep their default"
+        );
+        assert_eq!(config.supervision.scan_interval_secs, 60);
+        let path = write(dir.path(), &format!("{head}{TLS}[warnings]\nyellow_fraction = 2.0\n"));
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("[warnings]") && err.contains("yellow_fraction"), "{err}");
     }
 }

@@ -67,6 +67,8 @@ fn kind_of(body: &Body) -> EventKind {
         Body::Probe(_) => EventKind::Probe,
         Body::CaseOpened(_) => EventKind::CaseOpened,
         Body::CaseStep(_) => EventKind::CaseStep,
+        Body::RectificationResponse(_) => EventKind::RectificationResponse,
+        Body::CalendarPublished(_) => EventKind::CalendarPublished,
     }
 }
 
@@ -187,7 +189,24 @@ pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
                 ));
             }
         }
-        EventKind::CaseOpened | EventKind::CaseStep => check_case_authorship(event, class)?,
+        // A rectification response belongs to its case and travels exactly like its steps.
+        EventKind::CaseOpened | EventKind::CaseStep | EventKind::RectificationResponse => {
+            check_case_authorship(event, class)?
+        }
+        // Like the catalogue: one county-wide calendar, so only the county says which days count.
+        EventKind::CalendarPublished => {
+            if event.origin.tier() != Tier::County {
+                return Err(EventError::Rule(format!(
+                    "only the county publishes the working-day calendar, not {}",
+                    event.origin
+                )));
+            }
+            if class != RouteClass::Down || event.route_key != event.origin {
+                return Err(EventError::Rule(
+                    "a calendar travels down from the county to its whole tree".into(),
+                ));
+            }
+        }
         EventKind::Unspecified => return Err(EventError::Rule("unspecified event kind".into())),
     }
     if !event.origin.county().contains(event.route_key.as_str()) {
@@ -208,6 +227,7 @@ fn check_case_authorship(event: &CheckedEvent, class: RouteClass) -> Result<(), 
     let (case_id, opened) = match &event.body {
         Body::CaseOpened(body) => (body.case_id.as_str(), true),
         Body::CaseStep(body) => (body.case_id.as_str(), false),
+        Body::RectificationResponse(body) => (body.case_id.as_str(), false),
         _ => return Err(EventError::Rule("not a case event".into())),
     };
     let id: crate::case::CaseId = case_id
@@ -345,6 +365,24 @@ mod tests {
         let err = check_arrival(&event, &id("441424"), &id("441424100")).unwrap_err();
         assert!(err.to_string().contains("outside its subtree"), "{err}");
         assert!(check_arrival(&event, &id("441424"), &id("441424101")).is_ok());
+    }
+
+    #[test]
+    fn only_the_county_publishes_the_calendar_and_only_down() {
+        let new = |origin: &str, class| NewEvent {
+            principal: format!("node:{origin}"),
+            subject: "calendar".into(),
+            route_key: id(origin),
+            route_class: class,
+            body: Body::CalendarPublished(pb::CalendarPublished::default()),
+        };
+        let county = check(seal(&id("441424"), 1, 1, &new("441424", RouteClass::Down))).unwrap();
+        assert!(check_authorship(&county).is_ok());
+        let township = check(seal(&id("441424100"), 1, 1, &new("441424100", RouteClass::Down))).unwrap();
+        let err = check_authorship(&township).unwrap_err().to_string();
+        assert!(err.contains("only the county"), "{err}");
+        let up = check(seal(&id("441424"), 1, 1, &new("441424", RouteClass::Path))).unwrap();
+        assert!(check_authorship(&up).is_err());
     }
 
     #[test]

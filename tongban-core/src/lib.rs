@@ -7,10 +7,13 @@
 //! - [`catalogue`]: the matter catalogue model and its CSV/JSON import.
 //! - [`pki`], [`tls`]: the county CA, certificates naming role and place, mTLS configuration.
 //! - [`case`]: the one-door case workflow; [`cases_api`]: the `Cases` gRPC service.
+//! - [`calendar`], [`warnings`]: working days and red/yellow rules; [`calendar_api`]: the
+//!   `Calendar` gRPC service (publish and show the working-day calendar).
 //! - [`api`]: the operator gRPC services; [`node`]: running a node; [`config`]: its configuration.
 
 pub mod api;
 pub mod calendar;
+pub mod calendar_api;
 pub mod case;
 pub mod cases_api;
 pub mod catalogue;
@@ -21,6 +24,7 @@ pub mod event;
 pub mod hlc;
 pub mod ids;
 pub mod node;
+pub mod oversight_api;
 pub mod pki;
 pub mod probe;
 pub mod store;

@@ -147,6 +147,18 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
     health_reporter
         .set_serving::<tongban_proto::v1::cases_server::CasesServer<crate::cases_api::CasesApi>>()
         .await;
+    health_reporter
+        .set_serving::<tongban_proto::v1::calendar_server::CalendarServer<crate::calendar_api::CalendarApi>>()
+        .await;
+    {
+        use crate::oversight_api::OversightApi;
+        use tongban_proto::v1::{
+            oversight_server::OversightServer, ratings_server::RatingsServer, seals_server::SealsServer,
+        };
+        health_reporter.set_serving::<SealsServer<OversightApi>>().await;
+        health_reporter.set_serving::<RatingsServer<OversightApi>>().await;
+        health_reporter.set_serving::<OversightServer<OversightApi>>().await;
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -187,6 +199,10 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         .add_service(reflection_v1alpha)
         .add_service(sync_service)
         .add_service(crate::cases_api::server(store.clone()))
+        .add_service(crate::calendar_api::server(store.clone()))
+        .add_service(crate::oversight_api::seals_server(store.clone()))
+        .add_service(crate::oversight_api::ratings_server(store.clone()))
+        .add_service(crate::oversight_api::oversight_server(store.clone()))
         .add_service(
             NodeServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -224,6 +240,12 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         }
         _ => None,
     };
+    if node_id.tier() == Tier::County {
+        tokio::spawn(supervise(store.clone(), shutdown.clone()));
+    } else {
+        // Issued cases are held by townships and villages, which record their default ratings.
+        tokio::spawn(rate_by_default(store.clone(), shutdown.clone()));
+    }
     info!(node = %node_id, tier = %node_id.tier(), %addr, storage = store.backend().as_str(), "node started");
     Ok(NodeHandle {
         store,
@@ -233,6 +255,38 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         server,
         parent_link,
     })
+}
+
+/// The county's periodic scan for red cases ([`Store::scan_supervision`]), every
+/// [`Store::supervision_interval`], until shutdown. A failed scan is logged and retried next time.
+async fn supervise(store: Arc<Store>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(store.supervision_interval()) => {}
+        }
+        match store.scan_supervision().await {
+            Ok(0) => {}
+            Ok(opened) => info!(opened, "supervision records opened on red cases"),
+            Err(e) => tracing::warn!(error = %e, "supervision scan failed"),
+        }
+    }
+}
+
+/// Records default ratings ([`Store::record_default_ratings`]) on the store's clock every
+/// [`Store::rating_scan_interval`], until shutdown. A failed run is logged and retried next time.
+async fn rate_by_default(store: Arc<Store>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(store.rating_scan_interval()) => {}
+        }
+        match store.record_default_ratings(store.now_ms()).await {
+            Ok(rated) if rated.is_empty() => {}
+            Ok(rated) => info!(rated = rated.len(), "default ratings recorded"),
+            Err(e) => tracing::warn!(error = %e, "default rating run failed"),
+        }
+    }
 }
 
 /// Starts a node that must be of `tier` (the tier crates' entry point).
@@ -270,6 +324,13 @@ pub async fn serve_config(expected_tier: Tier, config: NodeConfig) -> Result<(),
         },
     )
     .await?;
+    handle.store.set_warning_thresholds(config.warnings);
+    handle
+        .store
+        .set_supervision_interval(Duration::from_secs(config.supervision.scan_interval_secs));
+    handle
+        .store
+        .set_rating_scan_interval(Duration::from_secs(config.ratings.default_scan_interval_secs));
     tokio::select! {
         _ = shutdown_signal() => {
             info!("shutting down");

@@ -315,11 +315,14 @@ pub enum CaseAction {
     StartHandling,
     SubmitForReview,
     /// The decision (审批决定). `reason` is required when refusing and is the approver's opinion
-    /// otherwise; `seal` names the seal the decision is made under and must be the item's.
+    /// otherwise; `seal` names the seal the decision is made under and must be the item's;
+    /// `impressions` is how many times it is stamped, for the seal register (at least 1).
     Decide {
         approve: bool,
         reason: String,
         seal: SealType,
+        #[serde(default = "one")]
+        impressions: u32,
     },
     /// Concludes: as decided (approved / refused), returned or terminated, or — for an immediate
     /// item (即办件) — approved straight from acceptance.
@@ -349,9 +352,12 @@ pub enum CaseAction {
     },
     /// The result is at the township window.
     ResultReady,
-    /// The result is stamped and issued; `seal` must be the item's seal.
+    /// The result is stamped and issued; `seal` must be the item's seal; `impressions` as for
+    /// [`CaseAction::Decide`].
     Issue {
         seal: SealType,
+        #[serde(default = "one")]
+        impressions: u32,
     },
     /// The result reached the applicant, at the window or by courier.
     Deliver {
@@ -367,6 +373,11 @@ pub enum CaseAction {
     Withdraw {
         reason: String,
     },
+}
+
+/// The default number of impressions of a stamped step (views stored before it was recorded).
+fn one() -> u32 {
+    1
 }
 
 impl CaseAction {

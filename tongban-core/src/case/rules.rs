@@ -290,6 +290,20 @@ fn reason_of(action: &CaseAction) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
 }
 
+/// The most impressions one stamped step may record: a sanity bound against typing errors.
+pub const MAX_IMPRESSIONS: u32 = 100;
+
+fn check_impressions(action: ActionKind, impressions: u32) -> Result<(), Refusal> {
+    if impressions == 0 || impressions > MAX_IMPRESSIONS {
+        return Err(Refusal::Invalid {
+            action,
+            field: "impressions",
+            message: format!("must be between 1 and {MAX_IMPRESSIONS}, not {impressions}"),
+        });
+    }
+    Ok(())
+}
+
 fn require_reason(action: ActionKind, reason: &str) -> Result<(), Refusal> {
     if reason.trim().is_empty() {
         Err(Refusal::MissingReason { action })
@@ -440,10 +454,19 @@ fn next(case: &CaseView, action: &CaseAction) -> Result<(CaseState, NodeId), Ref
             _ => Err(illegal()),
         },
         (S::Handling, A::SubmitForReview) => stay(S::Review),
-        (S::Review, A::Decide { approve, reason, seal }) => {
+        (
+            S::Review,
+            A::Decide {
+                approve,
+                reason,
+                seal,
+                impressions,
+            },
+        ) => {
             if !approve {
                 require_reason(kind, reason)?;
             }
+            check_impressions(kind, *impressions)?;
             check_seal(case, *seal)?;
             stay(S::Decision { approved: *approve })
         }
@@ -497,7 +520,8 @@ fn next(case: &CaseView, action: &CaseAction) -> Result<(CaseState, NodeId), Ref
             hand_over(case.front_desk(), to).map(|h| (case.state.clone(), h))
         }
         (S::Concluded { .. }, A::ResultReady) => stay(S::ResultReady),
-        (S::ResultReady, A::Issue { seal }) => {
+        (S::ResultReady, A::Issue { seal, impressions }) => {
+            check_impressions(kind, *impressions)?;
             check_seal(case, *seal)?;
             stay(S::Issued)
         }

@@ -122,6 +122,7 @@ fn decide_approve(seal: SealType) -> CaseAction {
         approve: true,
         reason: "材料齐全，符合法定条件".to_owned(),
         seal,
+        impressions: 1,
     }
 }
 
@@ -161,6 +162,7 @@ fn authorised_item_is_handled_entirely_at_the_township() {
             TOWNSHIP,
             CaseAction::Issue {
                 seal: SealType::TownshipApproval,
+                impressions: 1,
             },
         )
         .step(TOWNSHIP, CaseAction::Deliver { by_courier: false })
@@ -244,7 +246,7 @@ fn entrusted_item_goes_to_the_county_back_office_and_back() {
         ));
         f.step(COUNTY, hand_over(TOWNSHIP))
             .step(TOWNSHIP, CaseAction::ResultReady)
-            .step(TOWNSHIP, CaseAction::Issue { seal })
+            .step(TOWNSHIP, CaseAction::Issue { seal, impressions: 1 })
             .step(TOWNSHIP, CaseAction::Deliver { by_courier: true })
             .step(TOWNSHIP, hand_over(VILLAGE))
             .step(VILLAGE, rate());
@@ -320,6 +322,7 @@ fn not_delegated_item_is_decided_by_the_county_department_and_issued_at_the_town
             approve: false,
             reason: "不符合法定条件".to_owned(),
             seal: SealType::County,
+            impressions: 1,
         },
     )
     .step(
@@ -332,7 +335,13 @@ fn not_delegated_item_is_decided_by_the_county_department_and_issued_at_the_town
     )
     .step(COUNTY, hand_over(TOWNSHIP))
     .step(TOWNSHIP, CaseAction::ResultReady)
-    .step(TOWNSHIP, CaseAction::Issue { seal: SealType::County })
+    .step(
+        TOWNSHIP,
+        CaseAction::Issue {
+            seal: SealType::County,
+            impressions: 1,
+        },
+    )
     .step(TOWNSHIP, rate());
     let v = &f.view;
     assert_eq!(v.state.kind(), StateKind::Rated);
@@ -654,7 +663,7 @@ impl Act {
                 },
             },
             Act::ResultReady => CaseAction::ResultReady,
-            Act::Issue => CaseAction::Issue { seal },
+            Act::Issue => CaseAction::Issue { seal, impressions: 1 },
             Act::Deliver => CaseAction::Deliver { by_courier: true },
             Act::Rate => rate(),
             Act::Withdraw => CaseAction::Withdraw { reason: why() },
@@ -1023,6 +1032,7 @@ fn reasons_are_required() {
             approve: false,
             reason,
             seal: SealType::TownshipApproval,
+            impressions: 1,
         }),
         (St::DecisionRefused, |reason| CaseAction::Conclude {
             outcome: Outcome::Refused { reason },
@@ -1057,6 +1067,7 @@ fn reasons_are_required() {
         approve: true,
         reason: String::new(),
         seal: SealType::TownshipApproval,
+        impressions: 1,
     };
     let t = decide(&view, &plain, &operator(TOWNSHIP, 5)).unwrap();
     assert_eq!(t.reason, None);
@@ -1327,8 +1338,12 @@ fn one_class_of_item_one_seal() {
                     approve: true,
                     reason: String::new(),
                     seal: given,
+                    impressions: 1,
                 };
-                let i = CaseAction::Issue { seal: given };
+                let i = CaseAction::Issue {
+                    seal: given,
+                    impressions: 1,
+                };
                 let by_decider = operator(node_of(decider_tier).as_str(), 5);
                 let by_township = operator(TOWNSHIP, 5);
                 for (view, action, actor) in [(&review, d, by_decider), (&ready, i, by_township)] {
@@ -1437,6 +1452,7 @@ fn folding_the_same_transitions_gives_the_same_view() {
             TOWNSHIP,
             CaseAction::Issue {
                 seal: SealType::Business,
+                impressions: 1,
             },
         )
         .step(TOWNSHIP, rate());

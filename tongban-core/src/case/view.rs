@@ -5,14 +5,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::id::{CaseId, CaseNumber};
+use chrono::NaiveDate;
+
+use super::id::{CaseId, CaseNumber, local_date};
 use super::model::{
     ActionKind, Actor, ApplicantSummary, CaseAction, CaseState, ItemTerms, Outcome, RatingLevel, StateKind,
 };
 use super::rules::{Refusal, Transition, decide, tiers_for};
+use crate::calendar::{PausedInterval, WorkingCalendar};
 use crate::catalogue::SealType;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
+use crate::warnings::CaseClock;
 
 /// What the node that starts a case knows at that moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,7 +207,9 @@ impl CaseView {
                 self.accepted_under = Some(terms.catalogue_version);
                 self.accepted_ms = Some(t.at_ms);
             }
-            CaseAction::Decide { approve, reason, seal } => {
+            CaseAction::Decide {
+                approve, reason, seal, ..
+            } => {
                 self.decision = Some(DecisionRecord {
                     approved: *approve,
                     reason: (!reason.trim().is_empty()).then(|| reason.clone()),
@@ -214,7 +220,7 @@ impl CaseView {
                 });
             }
             CaseAction::SendBack { .. } => self.decision = None,
-            CaseAction::Issue { seal } => {
+            CaseAction::Issue { seal, .. } => {
                 self.issued_seal = Some(*seal);
                 self.issued_ms = Some(t.at_ms);
             }
@@ -287,11 +293,142 @@ impl CaseView {
         out
     }
 
+    /// The inputs of the warning rules ([`crate::warnings::evaluate`]) as dates in Asia/Shanghai,
+    /// all derived from this view so every tier evaluates the same case the same way.
+    ///
+    /// - `received`: the day the window received the papers, or the submission day before that
+    ///   (the applicant handed them in then; a village forwards them on the same footing).
+    /// - `decided`: the decision that yields a result to hand over — the recorded decision, or
+    ///   the conclusion of an immediate item; returned, withdrawn, terminated and not-accepted
+    ///   cases have none (nothing to issue) and only stop the other clocks.
+    /// - `extension_days` is 0: the workflow has no extension step yet.
+    pub fn case_clock(&self) -> CaseClock {
+        let day = local_date;
+        let decided = self.decision.as_ref().map(|d| d.at_ms).or(match self.outcome {
+            Some(Outcome::Approved | Outcome::Refused { .. }) => self.concluded_ms,
+            _ => None,
+        });
+        let paused = self
+            .pause_intervals()
+            .iter()
+            .map(|p| PausedInterval {
+                from: day(p.from_ms),
+                until: p.until_ms.map(day),
+            })
+            .collect();
+        CaseClock {
+            received: day(self.received_ms.unwrap_or(self.submitted_ms)),
+            accepted: self.accepted_ms.map(day),
+            promised_days: self.terms.promised_days,
+            extension_days: 0,
+            paused,
+            currently_paused: self.paused,
+            decided: decided.map(day),
+            issued: self.issued_ms.map(day),
+            concluded: self.concluded_ms.is_some() || self.state.kind() == StateKind::NotAccepted,
+        }
+    }
+
+    /// The processing deadline on `calendar`: the promised limit counted from acceptance, pushed
+    /// back by every paused working day. `None` before acceptance and while paused (the day the
+    /// clock restarts is not known yet).
+    pub fn deadline(&self, calendar: &WorkingCalendar) -> Option<NaiveDate> {
+        let clock = self.case_clock();
+        calendar.deadline(
+            clock.accepted?,
+            clock.promised_days,
+            clock.extension_days,
+            &clock.paused,
+        )
+    }
+
     /// Milliseconds the clock stood still up to `now_ms` (open pauses count up to `now_ms`).
     pub fn paused_ms(&self, now_ms: u64) -> u64 {
         self.pause_intervals()
             .iter()
             .map(|p| p.until_ms.unwrap_or(now_ms).saturating_sub(p.from_ms))
             .sum()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod clock_tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::calendar::{PausedInterval, WorkingCalendar};
+    use crate::case::{ApplicantKind, SpecialProcedureKind};
+    use crate::catalogue::{Category, DelegationMode};
+
+    const TOWNSHIP: &str = "441424100";
+
+    fn d(m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, day).unwrap()
+    }
+
+    /// 09:00 in Shanghai on 2026-`m`-`day`, as Unix milliseconds.
+    fn at(m: u32, day: u32) -> u64 {
+        (d(m, day).and_hms_opt(1, 0, 0).unwrap().and_utc().timestamp_millis()) as u64
+    }
+
+    fn actor(ms: u64) -> Actor {
+        Actor::new(
+            Principal::operator(NodeId::new(TOWNSHIP).unwrap(), "wang.fang").unwrap(),
+            ms,
+        )
+    }
+
+    fn terms() -> ItemTerms {
+        ItemTerms {
+            item_code: "000201001000".to_owned(),
+            implementation_code: "T-ALL".to_owned(),
+            name: "农村村民住宅用地审批".to_owned(),
+            delegation: DelegationMode::Authorised,
+            category: Category::GovernmentService,
+            immediate: false,
+            promised_days: 5,
+            statutory_days: 20,
+            catalogue_version: 1,
+        }
+    }
+
+    #[test]
+    fn the_case_clock_and_deadline_follow_the_view() {
+        let here = NodeId::new(TOWNSHIP).unwrap();
+        let submission = Submission {
+            id: CaseId::new(&here, 1, 1),
+            number: CaseNumber::new(&here, d(3, 2), 1).unwrap(),
+            terms: terms(),
+            applicant: ApplicantSummary {
+                kind: ApplicantKind::Person,
+                name: "李明".to_owned(),
+                id_masked: String::new(),
+                phone: None,
+            },
+        };
+        let mut view = CaseView::open(submission, &actor(at(3, 2))).unwrap();
+        let cal = WorkingCalendar::china_2026().unwrap();
+        assert_eq!(view.case_clock().received, d(3, 2), "the submission day before receipt");
+        assert_eq!(view.deadline(&cal), None, "no deadline before acceptance");
+        view.act(&CaseAction::Receive, &actor(at(3, 2))).unwrap();
+        view.act(&CaseAction::Accept { terms: terms() }, &actor(at(3, 2)))
+            .unwrap();
+        assert_eq!(view.deadline(&cal), Some(d(3, 9)), "5 working days after Monday 03-02");
+        view.act(&CaseAction::StartHandling, &actor(at(3, 3))).unwrap();
+        let special = CaseAction::StartSpecialProcedure {
+            kind: SpecialProcedureKind::Hearing,
+            reason: "听证".to_owned(),
+        };
+        view.act(&special, &actor(at(3, 5))).unwrap();
+        assert_eq!(view.deadline(&cal), None, "paused: the restart day is not known yet");
+        assert!(view.case_clock().currently_paused);
+        view.act(&CaseAction::EndSpecialProcedure, &actor(at(3, 10))).unwrap();
+        let clock = view.case_clock();
+        assert_eq!(clock.paused, vec![PausedInterval::closed(d(3, 5), d(3, 10))]);
+        assert_eq!(clock.accepted, Some(d(3, 2)));
+        assert!(clock.decided.is_none() && !clock.concluded);
+        // 03-05, 03-06 and 03-09 were paused working days: three days later.
+        assert_eq!(view.deadline(&cal), Some(d(3, 12)));
     }
 }

@@ -244,10 +244,16 @@ pub fn action_to_wire(action: &CaseAction) -> pb::CaseAction {
         }
         CaseAction::StartHandling => Some(W::StartHandling(act::StartHandling {})),
         CaseAction::SubmitForReview => Some(W::SubmitForReview(act::SubmitForReview {})),
-        CaseAction::Decide { approve, reason, seal } => Some(W::Decide(act::Decide {
+        CaseAction::Decide {
+            approve,
+            reason,
+            seal,
+            impressions,
+        } => Some(W::Decide(act::Decide {
             approve: *approve,
             reason: reason.clone(),
             seal: seal_wire(*seal),
+            impressions: *impressions,
         })),
         CaseAction::Conclude { outcome } => Some(W::Conclude(act::Conclude {
             outcome: outcome_to_wire(outcome) as i32,
@@ -268,7 +274,10 @@ pub fn action_to_wire(action: &CaseAction) -> pb::CaseAction {
         CaseAction::Resume => Some(W::Resume(act::Resume {})),
         CaseAction::HandOver { to } => Some(W::HandOver(act::HandOver { to: to.to_string() })),
         CaseAction::ResultReady => Some(W::ResultReady(act::ResultReady {})),
-        CaseAction::Issue { seal } => Some(W::Issue(act::Issue { seal: seal_wire(*seal) })),
+        CaseAction::Issue { seal, impressions } => Some(W::Issue(act::Issue {
+            seal: seal_wire(*seal),
+            impressions: *impressions,
+        })),
         CaseAction::Deliver { by_courier } => Some(W::Deliver(act::Deliver {
             by_courier: *by_courier,
         })),
@@ -314,6 +323,8 @@ pub fn action_from_wire_with(
             approve: a.approve,
             reason: a.reason,
             seal: seal_from(a.seal, "action.decide.seal")?,
+            // Unset on the wire means one impression.
+            impressions: a.impressions.max(1),
         },
         W::Conclude(a) => CaseAction::Conclude {
             outcome: outcome_from_wire(a.outcome, &a.reason, "action.conclude.outcome")?,
@@ -335,6 +346,7 @@ pub fn action_from_wire_with(
         W::ResultReady(_) => CaseAction::ResultReady,
         W::Issue(a) => CaseAction::Issue {
             seal: seal_from(a.seal, "action.issue.seal")?,
+            impressions: a.impressions.max(1),
         },
         W::Deliver(a) => CaseAction::Deliver {
             by_courier: a.by_courier,
@@ -581,6 +593,7 @@ mod tests {
                 approve: false,
                 reason: "不符合条件".to_owned(),
                 seal: SealType::Business,
+                impressions: 2,
             },
             CaseAction::Conclude {
                 outcome: Outcome::Approved,
@@ -607,6 +620,7 @@ mod tests {
             CaseAction::ResultReady,
             CaseAction::Issue {
                 seal: SealType::TownshipApproval,
+                impressions: 1,
             },
             CaseAction::Deliver { by_courier: true },
             CaseAction::Rate {
@@ -633,7 +647,10 @@ mod tests {
     #[test]
     fn unspecified_and_unknown_enums_are_refused_naming_the_field() {
         let wire = pb::CaseAction {
-            action: Some(act::Action::Issue(act::Issue { seal: 0 })),
+            action: Some(act::Action::Issue(act::Issue {
+                seal: 0,
+                impressions: 1,
+            })),
         };
         assert_eq!(action_from_wire(wire).unwrap_err().field, "action.issue.seal");
         let wire = pb::CaseAction {

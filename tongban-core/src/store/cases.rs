@@ -309,14 +309,27 @@ pub(super) async fn fold_step(
         )));
     }
     view.apply(&transition);
-    sqlx::query("UPDATE cases SET holder = $1, state = $2, updated_ms = $3, view = $4 WHERE case_id = $5")
-        .bind(view.holder.to_string())
-        .bind(view.state.kind().as_str().to_owned())
-        .bind(transition.at_ms as i64)
-        .bind(view_json(&view)?)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    // The seal register and rectification items are folded with the step, so they replicate
+    // with it.
+    super::oversight::record_step(tx, event, &view, &transition).await?;
+    // The deadline on the calendar in force here now; only accepted cases have one.
+    let deadline = match view.accepted_ms {
+        Some(_) => view
+            .deadline(&super::calendar::in_force_tx(tx).await?)
+            .map(|d| d.format("%Y-%m-%d").to_string()),
+        None => None,
+    };
+    sqlx::query(
+        "UPDATE cases SET holder = $1, state = $2, updated_ms = $3, view = $4, deadline = $5 WHERE case_id = $6",
+    )
+    .bind(view.holder.to_string())
+    .bind(view.state.kind().as_str().to_owned())
+    .bind(transition.at_ms as i64)
+    .bind(view_json(&view)?)
+    .bind(deadline)
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(Ok(()))
 }
 

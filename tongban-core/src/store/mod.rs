@@ -7,11 +7,14 @@
 //! visible in commit order on both backends, so a cursor can never skip an event committed late.
 //! Events, their projections and the cursor of the link they came over change in one transaction.
 
+mod calendar;
 mod cases;
 mod catalogue;
 mod links;
+mod oversight;
 mod recent;
 mod schema;
+mod supervision;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,9 +26,15 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::{Mutex, watch};
 use tongban_proto::v1::{self as pb, RouteClass};
 
+pub use calendar::{CalendarInForce, calendar_from_wire, calendar_to_wire};
 pub use cases::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
 pub use catalogue::{CatalogueHead, PublishOutcome, VersionRow};
 pub use links::{LinkCursor, LinkRole, LinkTotals};
+pub use oversight::{
+    DEFAULT_RATING_DAYS, MetricsRow, OversightSummary, RECTIFICATION_WORKING_DAYS, RatingMetrics, Rectification,
+    RectificationError, SealEntry, SealFilter, seal_csv,
+};
+pub use supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter, WarningList};
 
 use crate::event::{self, CheckedEvent, EventError, NewEvent, Routing};
 use crate::hlc::{Hlc, wall_ms};
@@ -123,6 +132,10 @@ pub struct Store {
     committed: watch::Sender<u64>,
     // The newest events in memory, so link senders that keep up do not re-read them.
     recent: recent::RecentEvents,
+    // The clock warnings are evaluated against and the warning thresholds (store/calendar.rs).
+    time: calendar::SharedTime,
+    // How often the node records default ratings, in ms (store/oversight.rs).
+    rating_scan_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Rows per multi-row INSERT: 14 columns × 400 rows stays under SQLite's 32,766 parameters.
@@ -225,6 +238,8 @@ impl Store {
             }),
             committed,
             recent: recent::RecentEvents::new(last_local as u64 + 1, recent_budget),
+            time: Default::default(),
+            rating_scan_ms: std::sync::atomic::AtomicU64::new(oversight::DEFAULT_RATING_SCAN_MS),
         };
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
             .fetch_one(&store.pool)
@@ -429,6 +444,8 @@ impl Store {
             Body::Probe(_) => Ok(Ok(())),
             Body::CaseOpened(body) => cases::fold_opened(tx, event, body).await,
             Body::CaseStep(body) => cases::fold_step(tx, event, body).await,
+            Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
+            Body::CalendarPublished(body) => calendar::fold_published(tx, event, body).await,
         }
     }
 

@@ -1,0 +1,105 @@
+//! The `tongban.v1.Calendar` service every node serves: publish a working-day calendar file at
+//! the county (it travels down the whole tree as a `CalendarPublished` event) and show the
+//! calendar a node counts on now.
+//!
+//! Publishing needs an operator of the county at the county; reading, any operator at or above
+//! the node. Handlers contain no SQL: they check the caller, parse the file with
+//! [`WorkingCalendar`]'s own parsers (every problem named, with its line) and call the store.
+
+use std::sync::Arc;
+
+use tongban_proto::v1::{self as pb, calendar_server};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use crate::api::require_operator;
+use crate::calendar::WorkingCalendar;
+use crate::ids::Tier;
+use crate::store::{CalendarInForce, Store, StoreError, calendar_to_wire};
+
+/// The largest calendar file accepted (a year's schedule is about 2 KB).
+const MAX_CALENDAR_BYTES: usize = 256 * 1024;
+
+/// The `Calendar` service of one node.
+#[derive(Clone)]
+pub struct CalendarApi {
+    pub store: Arc<Store>,
+}
+
+/// The service as a node serves it (gzip both ways, like the other operator services).
+pub fn server(store: Arc<Store>) -> calendar_server::CalendarServer<CalendarApi> {
+    calendar_server::CalendarServer::new(CalendarApi { store })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+}
+
+fn info(c: &CalendarInForce) -> pb::CalendarInfo {
+    pb::CalendarInfo {
+        calendar: Some(calendar_to_wire(&c.calendar)),
+        published: c.published_seq.is_some(),
+        published_seq: c.published_seq.unwrap_or_default(),
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Refused(reason) => Status::failed_precondition(reason),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Status::internal(other.to_string())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl calendar_server::Calendar for CalendarApi {
+    async fn publish(
+        &self,
+        request: Request<pb::PublishCalendarRequest>,
+    ) -> Result<Response<pb::CalendarInfo>, Status> {
+        let principal = require_operator(&request, self.store.node())?;
+        let here = self.store.node();
+        if here.tier() != Tier::County {
+            return Err(Status::failed_precondition(format!(
+                "the working-day calendar is published at the county; {here} is a {}",
+                here.tier()
+            )));
+        }
+        if principal.place() != here {
+            return Err(Status::permission_denied(format!(
+                "only a county operator may publish the calendar; {principal} is not"
+            )));
+        }
+        let req = request.into_inner();
+        if req.content.len() > MAX_CALENDAR_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "calendar file is {} bytes, over the {MAX_CALENDAR_BYTES}-byte limit",
+                req.content.len()
+            )));
+        }
+        let parsed = match pb::CalendarFormat::try_from(req.format) {
+            Ok(pb::CalendarFormat::Toml) => WorkingCalendar::parse_toml(&req.content),
+            Ok(pb::CalendarFormat::Json) => WorkingCalendar::parse_json(&req.content),
+            _ => return Err(Status::invalid_argument("format must be TOML or JSON")),
+        };
+        let calendar =
+            parsed.map_err(|e| Status::invalid_argument(format!("calendar rejected, nothing published: {e}")))?;
+        let published = self
+            .store
+            .publish_calendar(&calendar, &principal)
+            .await
+            .map_err(store_status)?;
+        tracing::info!(
+            name = calendar.name(),
+            version = calendar.version(),
+            "calendar published"
+        );
+        Ok(Response::new(info(&published)))
+    }
+
+    async fn show(&self, request: Request<pb::ShowCalendarRequest>) -> Result<Response<pb::CalendarInfo>, Status> {
+        require_operator(&request, self.store.node())?;
+        let current = self.store.calendar().await.map_err(store_status)?;
+        Ok(Response::new(info(&current)))
+    }
+}
