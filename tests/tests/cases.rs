@@ -575,3 +575,69 @@ async fn a_case_from_an_offline_village_reaches_the_county_and_its_decision_come
     ops::assert_no_alarms(&cluster, &[county_id, township_id, village_id]).await;
     cluster.stop_all().await;
 }
+
+/// A not-delegated item (accepted at township 1's front desk): the township accepts and hands
+/// the case to the county; the county department decides under its own seal and hands the
+/// result back; the township issues it under the same seal. Every tier ends with the same case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_delegated_case_is_decided_by_the_county_department_and_issued_at_the_township() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three_tiers(dir.path()).await;
+    let mut at_township = clerk(&cluster, T1).await;
+    let mut at_county = clerk(&cluster, COUNTY).await;
+    let seal = pb::SealType::County;
+
+    let case = submit(&mut at_township, "T-DESK-T1").await.case_id;
+    act_all(
+        &mut at_township,
+        &case,
+        vec![A::Receive(act::Receive {}), A::Accept(act::Accept { terms: None })],
+    )
+    .await;
+    // Not the township's to decide, and not under the township's seal.
+    assert_code(
+        try_act(&mut at_township, &case, A::StartHandling(act::StartHandling {})).await,
+        Code::PermissionDenied,
+        &["county"],
+    );
+    act_all(&mut at_township, &case, vec![hand_over(COUNTY)]).await;
+
+    wait_case(&cluster, COUNTY, &case, 4, COUNTY).await;
+    act_all(
+        &mut at_county,
+        &case,
+        vec![
+            A::StartHandling(act::StartHandling {}),
+            A::SubmitForReview(act::SubmitForReview {}),
+        ],
+    )
+    .await;
+    assert_code(
+        try_act(&mut at_county, &case, decide(true, pb::SealType::TownshipApproval)).await,
+        Code::FailedPrecondition,
+        &["wrong seal"],
+    );
+    act_all(
+        &mut at_county,
+        &case,
+        vec![decide(true, seal), conclude_approved(), hand_over(T1)],
+    )
+    .await;
+
+    wait_case(&cluster, T1, &case, 9, T1).await;
+    act_all(
+        &mut at_township,
+        &case,
+        vec![A::ResultReady(act::ResultReady {}), issue(seal)],
+    )
+    .await;
+
+    let view = wait_same_everywhere(&cluster, &[T1, COUNTY], &case, 11).await;
+    assert_eq!(view.decision.as_ref().expect("decided").at_node.as_str(), COUNTY);
+    assert_eq!(view.issued_seal, Some(tongban_core::catalogue::SealType::County));
+    let path: Vec<&str> = view.history.iter().map(|r| r.at_node.as_str()).collect();
+    assert_eq!(path, [T1, T1, T1, T1, COUNTY, COUNTY, COUNTY, COUNTY, COUNTY, T1, T1]);
+    ops::assert_no_alarms(&cluster, &cluster.ids()).await;
+    cluster.stop_all().await;
+}
