@@ -12,6 +12,25 @@ use std::process::{Command, Output};
 /// What a test prints when it cannot run for lack of PostgreSQL.
 pub const SKIP_MESSAGE: &str = "skipping: no PostgreSQL binaries (initdb/pg_ctl) found";
 
+/// A throwaway server with a database for the county, as the store list a cluster takes (see
+/// `tree::cluster`); `None`, after printing [`SKIP_MESSAGE`], when no PostgreSQL binaries exist.
+/// Keep the returned server alive for as long as the cluster runs.
+pub fn county_on_postgres() -> Option<(
+    TempPostgres,
+    Vec<(tongban_core::ids::NodeId, tongban_core::store::StoreLocation)>,
+)> {
+    let Some(pg) = TempPostgres::start() else {
+        eprintln!("{SKIP_MESSAGE}");
+        return None;
+    };
+    pg.create_database("tongban_county");
+    let stores = vec![(
+        crate::id(crate::COUNTY),
+        tongban_core::store::StoreLocation::Url(pg.url("tongban_county")),
+    )];
+    Some((pg, stores))
+}
+
 /// The user the server runs as when the tests run as root.
 const SERVER_USER: &str = "postgres";
 

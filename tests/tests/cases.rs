@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tests::catalogue::{self, small_catalogue};
-use tests::pg::{SKIP_MESSAGE, TempPostgres};
+use tests::pg::county_on_postgres;
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
@@ -292,13 +292,10 @@ async fn entrusted_case_goes_through_the_county_back_office_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entrusted_case_with_the_county_on_postgresql() {
     setup();
-    let Some(pg) = TempPostgres::start() else {
-        eprintln!("{SKIP_MESSAGE}");
+    let Some((_pg, stores)) = county_on_postgres() else {
         return;
     };
-    pg.create_database("tongban_county");
     let dir = tempfile::tempdir().unwrap();
-    let stores = vec![(id(COUNTY), StoreLocation::Url(pg.url("tongban_county")))];
     let mut cluster = three_tiers_on(dir.path(), stores).await;
     assert_eq!(ops::status(&cluster, &id(COUNTY)).await.storage, "postgresql");
     entrusted_route(&cluster).await;

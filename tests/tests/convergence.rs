@@ -6,12 +6,11 @@
 use std::collections::BTreeSet;
 
 use tests::catalogue::{self, county_item, small_catalogue};
-use tests::pg::{SKIP_MESSAGE, TempPostgres};
+use tests::pg::county_on_postgres;
 use tests::tree::{self, assert_three_tier_convergence, wait_catalogue};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, id, ops, setup};
 use tongban_core::catalogue::ItemLevel;
 use tongban_core::config::SyncConfig;
-use tongban_core::store::StoreLocation;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tier_convergence() {
@@ -25,14 +24,10 @@ async fn three_tier_convergence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn county_on_postgresql_converges() {
     setup();
-    let Some(pg) = TempPostgres::start() else {
-        eprintln!("{SKIP_MESSAGE}");
+    let Some((_pg, stores)) = county_on_postgres() else {
         return;
     };
-    pg.create_database("tongban_county");
     let dir = tempfile::tempdir().unwrap();
-    let county = id(COUNTY);
-    let stores = vec![(county.clone(), StoreLocation::Url(pg.url("tongban_county")))];
     let mut cluster = tree::cluster(dir.path(), &tests::full_tree(), stores, SyncConfig::default()).await;
     assert_three_tier_convergence(&mut cluster, "postgresql").await;
     cluster.stop_all().await;

@@ -16,6 +16,33 @@ use tongban_core::tls::TlsFiles;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+/// The service names a reflection server lists, through the given protocol version (`v1` or
+/// `v1alpha`: the two generated APIs are alike but distinct types, hence a macro).
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Ok(response)) = stream.next().await else {
+            panic!("no reflection {} answer", stringify!($version))
+        };
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("reflection {} did not list services", stringify!($version))
+        };
+        list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+    }};
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_on_sigterm() {
     setup();
@@ -88,66 +115,22 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
     }
 
     // Reflection v1 and v1alpha both list the contract and the health service.
-    {
-        use tonic_reflection::pb::v1::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([request]))
-            .await
-            .unwrap()
-            .into_inner();
-        let Some(Ok(response)) = stream.next().await else {
-            panic!("no reflection v1 answer")
-        };
-        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-            panic!("reflection v1 did not list services")
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for names in [
+        list_services!(v1, channel.clone()),
+        list_services!(v1alpha, channel.clone()),
+    ] {
         for expected in [
             "tongban.v1.Sync",
             "tongban.v1.Node",
             "tongban.v1.Catalogue",
+            "tongban.v1.Cases",
             "grpc.health.v1.Health",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),
-                "reflection v1 lacks {expected}: {names:?}"
+                "reflection lacks {expected}: {names:?}"
             );
         }
-    }
-    {
-        use tonic_reflection::pb::v1alpha::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([request]))
-            .await
-            .unwrap()
-            .into_inner();
-        let Some(Ok(response)) = stream.next().await else {
-            panic!("no reflection v1alpha answer")
-        };
-        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-            panic!("reflection v1alpha did not list services")
-        };
-        assert!(
-            list.service.iter().any(|s| s.name == "tongban.v1.Catalogue"),
-            "{:?}",
-            list.service
-        );
     }
     drop(channel);
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use tests::catalogue::{self, small_catalogue};
-use tests::pg::{SKIP_MESSAGE, TempPostgres};
+use tests::pg::county_on_postgres;
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
@@ -128,13 +128,10 @@ async fn calendar_warnings_and_supervision_across_the_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calendar_warnings_and_supervision_with_the_county_on_postgresql() {
     setup();
-    let Some(pg) = TempPostgres::start() else {
-        eprintln!("{SKIP_MESSAGE}");
+    let Some((_pg, stores)) = county_on_postgres() else {
         return;
     };
-    pg.create_database("tongban_county");
     let dir = tempfile::tempdir().unwrap();
-    let stores = vec![(id(COUNTY), StoreLocation::Url(pg.url("tongban_county")))];
     let mut cluster = three_tiers(dir.path(), stores).await;
     scenario(&cluster).await;
     cluster.stop_all().await;
