@@ -48,6 +48,8 @@ pub enum NodeError {
     },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("gRPC reflection cannot read the embedded descriptors: {0}")]
+    Reflection(String),
 }
 
 /// Everything needed to start a node.
@@ -170,9 +172,7 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
     let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
-            return Err(NodeError::Store(StoreError::Corrupt(format!(
-                "embedded descriptors: {e}"
-            ))));
+            return Err(NodeError::Reflection(e.to_string()));
         }
     };
 

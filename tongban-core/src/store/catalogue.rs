@@ -56,9 +56,13 @@ pub(super) async fn load_head(pool: &AnyPool) -> Result<CatalogueHead, StoreErro
     }
 }
 
-async fn current_hashes(tx: &mut Transaction<'static, Any>) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
+/// Every item's hash, keyed by implementation code; read inside a fold's transaction or
+/// straight from the pool.
+async fn current_hashes<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
     let rows = sqlx::query("SELECT implementation_code, item_hash FROM catalogue_items")
-        .fetch_all(&mut **tx)
+        .fetch_all(executor)
         .await?;
     let mut map = BTreeMap::new();
     for row in rows {
@@ -93,7 +97,7 @@ pub(super) async fn fold_version(
             version.version, head.version
         )));
     }
-    let mut hashes = current_hashes(tx).await?;
+    let mut hashes = current_hashes(&mut **tx).await?;
     let mut upserts = Vec::with_capacity(version.upserts.len());
     for proto in &version.upserts {
         let item = match Item::try_from(proto.clone()) {
@@ -207,12 +211,7 @@ impl Store {
             )));
         }
         let head = self.catalogue_head().await;
-        let current: BTreeMap<String, [u8; 32]> = {
-            let mut tx = self.pool().begin().await?;
-            let map = current_hashes(&mut tx).await?;
-            tx.rollback().await?;
-            map
-        };
+        let current = current_hashes(self.pool()).await?;
         let mut new_hashes = BTreeMap::new();
         let mut upserts = Vec::new();
         for item in &items {
