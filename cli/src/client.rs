@@ -49,6 +49,7 @@ impl Connection {
         let endpoint = Endpoint::from_shared(self.node.clone())
             .with_context(|| format!("{:?} is not a valid address", self.node))?
             .tls_config(tls.client_config(GENERIC_NODE_NAME))?
+            .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10));
         endpoint
             .connect()

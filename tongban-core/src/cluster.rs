@@ -231,6 +231,7 @@ impl Cluster {
         let tls = TlsMaterial::from_pem(self.ca.cert_pem(), issued.cert_pem, issued.key_pem)?;
         Ok(Endpoint::from_shared(format!("https://{addr}"))?
             .tls_config(tls.client_config(GENERIC_NODE_NAME))?
+            .tcp_nodelay(true)
             .connect()
             .await?)
     }
