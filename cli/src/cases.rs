@@ -32,6 +32,9 @@ pub enum CaseCommand {
         /// The applicant is an organisation (default: a person).
         #[arg(long)]
         organisation: bool,
+        /// Township window, papers complete: receive and accept on the spot (当场受理).
+        #[arg(long)]
+        accept: bool,
     },
     /// Village: hand a submitted case to the township (转报).
     Forward { case: String },
@@ -165,6 +168,12 @@ pub enum CaseCommand {
         /// Only cases served by this township.
         #[arg(long)]
         township: Option<String>,
+        /// Show at most this many, worst first (the totals always count every warning).
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+        /// Show every warning, however many.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
 }
 
@@ -299,8 +308,15 @@ fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
 }
 
 pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
-    if let CaseCommand::Warnings { level, township } = command {
-        return crate::timelimits::warnings(conn, level, township).await;
+    if let CaseCommand::Warnings {
+        level,
+        township,
+        limit,
+        all,
+    } = command
+    {
+        let limit = (!all).then_some(limit);
+        return crate::timelimits::warnings(conn, level, township, limit).await;
     }
     let client = CasesClient::new(conn.channel().await?);
     let mut cases = Cases { conn, client };
@@ -313,6 +329,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             id_number,
             phone,
             organisation,
+            accept,
         } => {
             let request = pb::SubmitCaseRequest {
                 item_code: item,
@@ -324,6 +341,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
                 applicant_name: name.clone(),
                 applicant_id_number: id_number,
                 applicant_phone: phone,
+                accept_on_the_spot: accept,
             };
             let r = cases
                 .client
@@ -352,6 +370,9 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
                 time(r.submitted_unix_ms)
             );
             println!("  办件标识 case id       {}", r.case_id);
+            if r.state == pb::CaseStateKind::Accepted as i32 {
+                println!("  状态     state         已受理 accepted on the spot");
+            }
         }
         C::Forward { case } => {
             let d = cases.detail(&case).await?;

@@ -101,41 +101,60 @@ pub async fn calendar(conn: Connection, action: CalendarAction) -> Result<()> {
     Ok(())
 }
 
-pub async fn warnings(conn: Connection, level: Option<WarnLevel>, township: Option<String>) -> Result<()> {
+/// Prints the warning list, worst first: `limit` of them, or every page when `None`.
+pub async fn warnings(
+    conn: Connection,
+    level: Option<WarnLevel>,
+    township: Option<String>,
+    limit: Option<u32>,
+) -> Result<()> {
     let mut client = CasesClient::new(conn.channel().await?);
-    let request = pb::ListWarningsRequest {
+    let mut request = pb::ListWarningsRequest {
         level: match level {
             Some(WarnLevel::Red) => pb::WarningLevel::Red,
             _ => pb::WarningLevel::Yellow,
         } as i32,
         rule: pb::WarningRule::Unspecified as i32,
         township: township.unwrap_or_default(),
+        page_size: limit.unwrap_or(1_000).clamp(1, 5_000),
+        page_token: String::new(),
     };
-    let r = client
-        .list_warnings(request)
-        .await
-        .map_err(|s| conn.explain(s))?
-        .into_inner();
-    println!(
-        "warnings on {} (calendar {}): {}",
-        r.evaluated_on,
-        r.calendar_version,
-        r.warnings.len()
-    );
-    for w in &r.warnings {
-        println!(
-            "  {:<10} {:<16} {:>4} days left  deadline {}  {}  {}（{}）  held by {}",
-            level_name(w.level),
-            rule_name(w.rule),
-            w.working_days_left,
-            w.deadline,
-            w.case_number,
-            w.item_name,
-            w.item_code,
-            w.holder
-        );
+    let mut shown = 0usize;
+    loop {
+        let r = client
+            .list_warnings(request.clone())
+            .await
+            .map_err(|s| conn.explain(s))?
+            .into_inner();
+        if request.page_token.is_empty() {
+            println!(
+                "warnings on {} (calendar {}): {} red (红牌), {} yellow (黄牌)",
+                r.evaluated_on, r.calendar_version, r.red_total, r.yellow_total
+            );
+        }
+        for w in &r.warnings {
+            println!(
+                "  {:<10} {:<16} {:>4} days left  deadline {}  {}  {}（{}）  held by {}",
+                level_name(w.level),
+                rule_name(w.rule),
+                w.working_days_left,
+                w.deadline,
+                w.case_number,
+                w.item_name,
+                w.item_code,
+                w.holder
+            );
+        }
+        shown += r.warnings.len();
+        let total = (r.red_total + r.yellow_total) as usize;
+        if r.next_page_token.is_empty() || limit.is_some() {
+            if shown < total {
+                println!("  ... and {} more (--all to list every one)", total - shown);
+            }
+            return Ok(());
+        }
+        request.page_token = r.next_page_token;
     }
-    Ok(())
 }
 
 pub async fn supervision(conn: Connection, action: SupervisionAction) -> Result<()> {

@@ -69,6 +69,7 @@ async fn submit(client: &mut CasesClient<Channel>, item: &str) -> pb::CaseReceip
             applicant_name: "李明".to_owned(),
             applicant_id_number: "441424199001011234".to_owned(),
             applicant_phone: "13800000000".to_owned(),
+            accept_on_the_spot: false,
         })
         .await
         .unwrap_or_else(|s| panic!("Submit of {item} refused: {s:?}"))

@@ -73,6 +73,7 @@ async fn ready_to_issue(at_township: &mut CasesClient<Channel>) -> String {
             applicant_name: "李明".to_owned(),
             applicant_id_number: "441424199001011234".to_owned(),
             applicant_phone: "13800000000".to_owned(),
+            accept_on_the_spot: false,
         })
         .await
         .unwrap()
@@ -440,6 +441,7 @@ async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_i
             applicant_name: "李明".to_owned(),
             applicant_id_number: "441424199001011234".to_owned(),
             applicant_phone: String::new(),
+            accept_on_the_spot: false,
         })
         .await
         .unwrap()

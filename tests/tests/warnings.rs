@@ -64,6 +64,7 @@ async fn submit(client: &mut CasesClient<Channel>) -> pb::CaseReceipt {
             applicant_name: "李明".to_owned(),
             applicant_id_number: "441424199001011234".to_owned(),
             applicant_phone: String::new(),
+            accept_on_the_spot: false,
         })
         .await
         .unwrap()

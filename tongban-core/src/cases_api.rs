@@ -36,6 +36,9 @@ use crate::warnings::{WarningLevel, WarningRule};
 /// Cases per page when the caller does not say; and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
+/// Warnings per page when the caller does not say, and the most it may ask for.
+const DEFAULT_WARNING_PAGE: usize = 200;
+const MAX_WARNING_PAGE: usize = 5_000;
 
 /// The `Cases` service of one node.
 #[derive(Clone)]
@@ -164,14 +167,20 @@ impl cases_server::Cases for CasesApi {
             id_masked: mask_id_number(&req.applicant_id_number),
             phone: Some(req.applicant_phone.trim().to_owned()).filter(|p| !p.is_empty()),
         };
+        let then = if req.accept_on_the_spot {
+            vec![CaseAction::Receive, CaseAction::Accept { terms: terms.clone() }]
+        } else {
+            Vec::new()
+        };
         let view = self
             .store
-            .open_case(terms, applicant, &principal)
+            .open_case_then(terms, applicant, &principal, then)
             .await
             .map_err(case_status)?;
         let submitted = local_date(view.submitted_ms);
         // On the calendar in force here: the built-in one until the county publishes another.
-        let calendar = self.store.calendar().await.map_err(internal)?.calendar;
+        let in_force = self.store.calendar().await.map_err(internal)?;
+        let calendar = &in_force.calendar;
         let deadline = Some(&calendar)
             .filter(|c| c.covers(submitted))
             .map(|c| {
@@ -192,6 +201,7 @@ impl cases_server::Cases for CasesApi {
             submitted_at_node: view.origin.to_string(),
             submitted_unix_ms: view.submitted_ms as i64,
             catalogue_version: view.terms.catalogue_version,
+            state: view.state.kind().to_wire(),
         }))
     }
 
@@ -326,10 +336,39 @@ impl cases_server::Cases for CasesApi {
             rule,
             township,
         };
+        let page_size = match req.page_size as usize {
+            0 => DEFAULT_WARNING_PAGE,
+            n if n > MAX_WARNING_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: at most {MAX_WARNING_PAGE} warnings per page, not {n}"
+                )));
+            }
+            n => n,
+        };
+        let offset = match req.page_token.trim() {
+            "" => 0,
+            token => token.parse::<usize>().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "page_token: {token:?} is not a token this node gave out; start again with an empty one"
+                ))
+            })?,
+        };
         let list = self.store.warnings(&filter).await.map_err(internal)?;
+        let red_total = list.warnings.iter().filter(|w| w.level == WarningLevel::Red).count();
+        let end = offset.saturating_add(page_size).min(list.warnings.len());
+        let next_page_token = if end < list.warnings.len() {
+            end.to_string()
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::ListWarningsResponse {
+            red_total: red_total as u32,
+            yellow_total: (list.warnings.len() - red_total) as u32,
+            next_page_token,
             warnings: list
                 .warnings
+                .get(offset.min(end)..end)
+                .unwrap_or_default()
                 .iter()
                 .map(|w| pb::CaseWarning {
                     case_id: w.case_id.clone(),

@@ -316,6 +316,52 @@ pub fn evaluate(
     out
 }
 
+/// How far ahead [`first_warning_day`] looks: ten years of any limit a catalogue promises.
+const WARNING_HORIZON_DAYS: u64 = 3_660;
+
+/// The first day on or after `from` on which any clock of the case is yellow or red — what a
+/// store indexes so a warning list reads only the cases that warn today. `None` while the case
+/// is paused (it cannot warn until it restarts, which is a new step), when no clock runs, or
+/// beyond ten years.
+///
+/// `from` must be on or after the end of every recorded pause (the day of the case's latest
+/// step will do): from there on the level only rises with the date, which is what lets this
+/// search by halving instead of walking day by day.
+pub fn first_warning_day(
+    clock: &CaseClock,
+    from: NaiveDate,
+    calendar: &WorkingCalendar,
+    thresholds: &WarningThresholds,
+) -> Option<NaiveDate> {
+    if clock.currently_paused {
+        return None;
+    }
+    let level_on = |day: NaiveDate| {
+        let running = evaluate(clock, day, calendar, thresholds);
+        (!running.is_empty(), worst(&running))
+    };
+    match level_on(from) {
+        (false, _) => return None,
+        (true, level) if level >= WarningLevel::Yellow => return Some(from),
+        _ => {}
+    }
+    let warns = |day: NaiveDate| level_on(day).1 >= WarningLevel::Yellow;
+    let mut quiet = from; // does not warn
+    let mut loud = from.checked_add_days(chrono::Days::new(WARNING_HORIZON_DAYS))?;
+    if !warns(loud) {
+        return None;
+    }
+    while (loud - quiet).num_days() > 1 {
+        let mid = quiet.checked_add_days(chrono::Days::new(((loud - quiet).num_days() / 2) as u64))?;
+        if warns(mid) {
+            loud = mid;
+        } else {
+            quiet = mid;
+        }
+    }
+    Some(loud)
+}
+
 /// The highest level among `warnings` ([`WarningLevel::None`] for none).
 pub fn worst(warnings: &[Warning]) -> WarningLevel {
     warnings.iter().map(|w| w.level).max().unwrap_or_default()
@@ -637,6 +683,47 @@ mod tests {
                 .to_string()
                 .contains("acceptance_yellow_days (6)")
         );
+    }
+
+    #[test]
+    fn first_warning_day_is_the_first_day_a_clock_warns() {
+        let cal = cal();
+        let t = WarningThresholds::default();
+        let mut clocks = Vec::new();
+        for promised in [0, 1, 3, 7, 20, 60] {
+            clocks.push(accepted(d(2026, 9, 25), promised));
+            clocks.push(CaseClock::new(d(2026, 9, 25), promised));
+            let mut decided = accepted(d(2026, 9, 25), promised);
+            decided.decided = Some(d(2026, 9, 29));
+            clocks.push(decided);
+            let mut resumed = accepted(d(2026, 9, 25), promised);
+            resumed.paused.push(PausedInterval {
+                from: d(2026, 9, 28),
+                until: Some(d(2026, 10, 9)),
+            });
+            clocks.push(resumed);
+        }
+        let from = d(2026, 10, 9);
+        for clock in &clocks {
+            // The walk day by day that the search must agree with.
+            let mut walked = None;
+            let mut day = from;
+            while day < d(2027, 6, 1) {
+                if worst(&evaluate(clock, day, &cal, &t)) >= WarningLevel::Yellow {
+                    walked = Some(day);
+                    break;
+                }
+                day = day.succ_opt().unwrap();
+            }
+            assert_eq!(first_warning_day(clock, from, &cal, &t), walked, "{clock:?}");
+        }
+        let mut paused = accepted(d(2026, 9, 25), 20);
+        paused.currently_paused = true;
+        assert_eq!(first_warning_day(&paused, from, &cal, &t), None);
+        let mut issued = accepted(d(2026, 9, 25), 20);
+        issued.decided = Some(d(2026, 9, 29));
+        issued.issued = Some(d(2026, 9, 30));
+        assert_eq!(first_warning_day(&issued, from, &cal, &t), None, "no clock runs");
     }
 
     #[test]

@@ -90,13 +90,14 @@ pub fn calendar_from_wire(body: &pb::CalendarPublished) -> Result<WorkingCalenda
     WorkingCalendar::parse_json(&file.to_string()).map_err(|e| e.to_string())
 }
 
-/// Folds a `CalendarPublished`: stores the calendar under the county event's sequence number.
-/// A calendar that does not validate is refused (quarantined at a replica).
+/// Folds a `CalendarPublished`: stores the calendar under the county event's sequence number
+/// and returns it, now in force. A calendar that does not validate is refused (quarantined at a
+/// replica).
 pub(super) async fn fold_published(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CalendarPublished,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<CalendarInForce, String>, StoreError> {
     let calendar = match calendar_from_wire(body) {
         Ok(calendar) => calendar,
         Err(e) => return Ok(Err(format!("published calendar is not valid: {e}"))),
@@ -112,35 +113,71 @@ pub(super) async fn fold_published(
     .bind(json)
     .execute(&mut **tx)
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(CalendarInForce {
+        calendar,
+        published_seq: Some(event.event.seq),
+    }))
 }
 
-fn parse_row(row: Option<(i64, String)>) -> Result<CalendarInForce, StoreError> {
-    match row {
-        None => Ok(CalendarInForce {
-            calendar: built_in(),
-            published_seq: None,
-        }),
-        Some((seq, json)) => Ok(CalendarInForce {
-            calendar: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("calendar {seq}: {e}")))?,
-            published_seq: Some(seq as u64),
-        }),
+/// The calendar in force, parsed once: every case step and warning list needs it, and parsing
+/// the stored JSON (or the embedded TOML) each time cost more than the step itself. Keyed by the
+/// stored text, not the sequence number alone, so a publication rolled back and replaced under
+/// the same number can never be served from here.
+#[derive(Default)]
+pub(super) struct CalendarCache(std::sync::Mutex<Option<(LatestRow, Arc<CalendarInForce>)>>);
+
+/// The newest `calendars` row: its sequence number and JSON; `None` when none was published.
+type LatestRow = Option<(i64, String)>;
+
+impl CalendarCache {
+    fn lookup(&self, row: LatestRow) -> Result<Arc<CalendarInForce>, StoreError> {
+        let mut cached = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((key, hit)) = cached.as_ref()
+            && *key == row
+        {
+            return Ok(hit.clone());
+        }
+        let parsed = Arc::new(match &row {
+            None => CalendarInForce {
+                calendar: built_in(),
+                published_seq: None,
+            },
+            Some((seq, json)) => CalendarInForce {
+                calendar: serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("calendar {seq}: {e}")))?,
+                published_seq: Some(*seq as u64),
+            },
+        });
+        *cached = Some((row, parsed.clone()));
+        Ok(parsed)
     }
 }
 
 const LATEST: &str = "SELECT published_seq, calendar FROM calendars ORDER BY published_seq DESC LIMIT 1";
 
 /// The calendar in force inside a write transaction (sees a calendar folded earlier in it).
-pub(super) async fn in_force_tx(tx: &mut Transaction<'static, Any>) -> Result<WorkingCalendar, StoreError> {
-    let row: Option<(i64, String)> = sqlx::query_as(LATEST).fetch_optional(&mut **tx).await?;
-    Ok(parse_row(row)?.calendar)
+pub(super) async fn in_force_tx(
+    tx: &mut Transaction<'static, Any>,
+    cache: &CalendarCache,
+) -> Result<Arc<CalendarInForce>, StoreError> {
+    let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(&mut **tx).await?;
+    cache.lookup(row)
+}
+
+/// The calendar in force as stored (the writer's starting point when a store opens).
+pub(super) async fn load_in_force(
+    pool: &sqlx::AnyPool,
+    cache: &CalendarCache,
+) -> Result<Arc<CalendarInForce>, StoreError> {
+    let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(pool).await?;
+    cache.lookup(row)
 }
 
 impl Store {
     /// The calendar this node counts on now.
-    pub async fn calendar(&self) -> Result<CalendarInForce, StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(LATEST).fetch_optional(self.pool()).await?;
-        parse_row(row)
+    pub async fn calendar(&self) -> Result<Arc<CalendarInForce>, StoreError> {
+        let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(self.pool()).await?;
+        self.calendar_cache.lookup(row)
     }
 
     /// Publishes `calendar` from the county down the whole tree, authored by `principal`.
@@ -165,7 +202,7 @@ impl Store {
             body: Body::CalendarPublished(calendar_to_wire(calendar)),
         }])
         .await?;
-        self.calendar().await
+        Ok(self.calendar().await?.as_ref().clone())
     }
 
     /// Replaces the clock warnings are evaluated against (tests and the demo use a

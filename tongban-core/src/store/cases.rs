@@ -23,6 +23,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
 
 use super::{Store, StoreError};
+use crate::calendar::WorkingCalendar;
 use crate::case::wire::{self, opened_body, step_body, step_mismatch, submission_from_wire};
 use crate::case::{
     Actor, ApplicantSummary, CaseAction, CaseId, CaseNumber, CaseView, ItemTerms, Refusal, StateKind, Submission,
@@ -32,6 +33,7 @@ use crate::event::{CheckedEvent, NewEvent};
 use crate::hlc::{physical_ms, wall_ms};
 use crate::ids::NodeId;
 use crate::pki::Principal;
+use crate::warnings::{self, WarningThresholds};
 
 /// Why a case action did not happen. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +166,77 @@ fn view_json(view: &CaseView) -> Result<String, StoreError> {
     serde_json::to_string(view).map_err(|e| StoreError::Corrupt(format!("case view {}: {e}", view.id)))
 }
 
+/// The columns a warning list reads (migration 0005): the case's clock while one can still run
+/// (paused included), and the first day it warns, searched from the day of its latest step.
+pub(super) fn warning_columns(
+    view: &CaseView,
+    calendar: &WorkingCalendar,
+    thresholds: &WarningThresholds,
+) -> (Option<String>, Option<String>) {
+    let clock = view.case_clock();
+    let latest = view.history.last().map_or(view.submitted_ms, |r| r.at_ms);
+    let from = local_date(latest);
+    let warn_from = warnings::first_warning_day(&clock, from, calendar, thresholds);
+    let runs = clock.currently_paused || !warnings::evaluate(&clock, from, calendar, thresholds).is_empty();
+    let clock_json = runs.then(|| serde_json::to_string(&clock).ok()).flatten();
+    (clock_json, warn_from.map(|d| d.format("%Y-%m-%d").to_string()))
+}
+
+/// Case views folded in the current transaction and not yet written back. A submission at the
+/// window (opening, receipt, acceptance) or a batch from a peer often takes several steps on
+/// one case: each step reads the view from here instead of the table, and the row is written
+/// once by [`flush_cases`] — one UPDATE instead of a read and a write per step.
+#[derive(Clone, Default)]
+pub(super) struct PendingCases {
+    views: std::collections::HashMap<String, FoldedCase>,
+}
+
+#[derive(Clone)]
+struct FoldedCase {
+    view: CaseView,
+    /// Time of the latest step folded.
+    updated_ms: u64,
+    /// Changed since the row was last written.
+    dirty: bool,
+}
+
+/// Writes back every case changed in `pending` (its view, list columns, deadline and warning
+/// columns on `calendar`) and empties it. Runs before the transaction's events are inserted.
+pub(super) async fn flush_cases(
+    tx: &mut Transaction<'static, Any>,
+    pending: &mut PendingCases,
+    calendar: &WorkingCalendar,
+    thresholds: &WarningThresholds,
+) -> Result<(), StoreError> {
+    for (case_id, folded) in pending.views.drain() {
+        if !folded.dirty {
+            continue;
+        }
+        let view = &folded.view;
+        // The deadline on the calendar in force here now; only accepted cases have one.
+        let deadline = match view.accepted_ms {
+            Some(_) => view.deadline(calendar).map(|d| d.format("%Y-%m-%d").to_string()),
+            None => None,
+        };
+        let (clock, warn_from) = warning_columns(view, calendar, thresholds);
+        sqlx::query(
+            "UPDATE cases SET holder = $1, state = $2, updated_ms = $3, view = $4, deadline = $5, clock = $6, \
+             warn_from = $7 WHERE case_id = $8",
+        )
+        .bind(view.holder.to_string())
+        .bind(view.state.kind().as_str().to_owned())
+        .bind(folded.updated_ms as i64)
+        .bind(view_json(view)?)
+        .bind(deadline)
+        .bind(clock)
+        .bind(warn_from)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Folds a `CaseOpened`: opens the view with [`CaseView::open`] and stores it, and moves the
 /// origin's daily receipt counter past its number. Refuses a malformed body, an opening the
 /// workflow refuses, and a case id or number already known here.
@@ -171,6 +244,9 @@ pub(super) async fn fold_opened(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CaseOpened,
+    calendar: &WorkingCalendar,
+    thresholds: &WarningThresholds,
+    pending: &mut PendingCases,
 ) -> Result<Result<(), String>, StoreError> {
     let (submission, opened_at) = match submission_from_wire(body) {
         Ok(parsed) => parsed,
@@ -204,9 +280,12 @@ pub(super) async fn fold_opened(
             format!("case number {number} is already used by case {existing}")
         }));
     }
+    let (clock, warn_from) = warning_columns(&view, calendar, thresholds);
+    let id_for_pending = id.clone();
     sqlx::query(
         "INSERT INTO cases (case_id, case_number, origin, holder, state, item_code, implementation_code, \
-         delegation, township, opened_ms, updated_ms, view) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         delegation, township, opened_ms, updated_ms, view, item_name, clock, warn_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id)
     .bind(number.to_string())
@@ -220,9 +299,21 @@ pub(super) async fn fold_opened(
     .bind(view.submitted_ms as i64)
     .bind(view.submitted_ms as i64)
     .bind(view_json(&view)?)
+    .bind(view.terms.name.clone())
+    .bind(clock)
+    .bind(warn_from)
     .execute(&mut **tx)
     .await?;
     bump_counter(tx, &number).await?;
+    // The row is written; later steps in this transaction read the view from here.
+    pending.views.insert(
+        id_for_pending,
+        FoldedCase {
+            updated_ms: view.submitted_ms,
+            view,
+            dirty: false,
+        },
+    );
     Ok(Ok(()))
 }
 
@@ -230,34 +321,18 @@ fn day_key(number: &CaseNumber) -> String {
     number.date().format("%Y%m%d").to_string()
 }
 
-/// Moves the daily counter of the number's node and date past the number.
+/// Moves the daily counter of the number's node and date past the number, in one statement.
 async fn bump_counter(tx: &mut Transaction<'static, Any>, number: &CaseNumber) -> Result<(), StoreError> {
-    let (node, day) = (number.node().to_string(), day_key(number));
-    let next = i64::from(number.seq()) + 1;
-    let current: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM case_numbers WHERE node = $1 AND day = $2")
-        .bind(node.clone())
-        .bind(day.clone())
-        .fetch_optional(&mut **tx)
-        .await?;
-    match current {
-        None => {
-            sqlx::query("INSERT INTO case_numbers (node, day, next_seq) VALUES ($1, $2, $3)")
-                .bind(node)
-                .bind(day)
-                .bind(next)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Some(current) if current < next => {
-            sqlx::query("UPDATE case_numbers SET next_seq = $1 WHERE node = $2 AND day = $3")
-                .bind(next)
-                .bind(node)
-                .bind(day)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Some(_) => {}
-    }
+    sqlx::query(
+        "INSERT INTO case_numbers (node, day, next_seq) VALUES ($1, $2, $3) ON CONFLICT (node, day) DO UPDATE \
+         SET next_seq = CASE WHEN case_numbers.next_seq < excluded.next_seq THEN excluded.next_seq \
+         ELSE case_numbers.next_seq END",
+    )
+    .bind(number.node().to_string())
+    .bind(day_key(number))
+    .bind(i64::from(number.seq()) + 1)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -269,12 +344,18 @@ pub(super) async fn fold_step(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CaseStep,
+    calendar: &WorkingCalendar,
+    pending: &mut PendingCases,
 ) -> Result<Result<(), String>, StoreError> {
     let id: CaseId = match body.case_id.parse() {
         Ok(id) => id,
         Err(e) => return Ok(Err(format!("case step: {e}"))),
     };
-    let Some(mut view) = load_view(tx, &body.case_id).await? else {
+    let known = match pending.views.get(&body.case_id) {
+        Some(folded) => Some(folded.view.clone()),
+        None => load_view(tx, &body.case_id).await?,
+    };
+    let Some(mut view) = known else {
         return Ok(Err(format!("step on case {id}, which was never opened here")));
     };
     if body.principal != event.event.principal {
@@ -311,25 +392,16 @@ pub(super) async fn fold_step(
     view.apply(&transition);
     // The seal register and rectification items are folded with the step, so they replicate
     // with it.
-    super::oversight::record_step(tx, event, &view, &transition).await?;
-    // The deadline on the calendar in force here now; only accepted cases have one.
-    let deadline = match view.accepted_ms {
-        Some(_) => view
-            .deadline(&super::calendar::in_force_tx(tx).await?)
-            .map(|d| d.format("%Y-%m-%d").to_string()),
-        None => None,
-    };
-    sqlx::query(
-        "UPDATE cases SET holder = $1, state = $2, updated_ms = $3, view = $4, deadline = $5 WHERE case_id = $6",
-    )
-    .bind(view.holder.to_string())
-    .bind(view.state.kind().as_str().to_owned())
-    .bind(transition.at_ms as i64)
-    .bind(view_json(&view)?)
-    .bind(deadline)
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await?;
+    super::oversight::record_step(tx, event, &view, &transition, calendar).await?;
+    // Written back once per request or batch (`flush_cases`), however many steps it takes.
+    pending.views.insert(
+        body.case_id.clone(),
+        FoldedCase {
+            view,
+            updated_ms: transition.at_ms,
+            dirty: true,
+        },
+    );
     Ok(Ok(()))
 }
 
@@ -347,6 +419,20 @@ impl Store {
         applicant: ApplicantSummary,
         principal: &Principal,
     ) -> Result<CaseView, CaseError> {
+        self.open_case_then(terms, applicant, principal, Vec::new()).await
+    }
+
+    /// [`Store::open_case`], then `then` taken in order by the same principal, all in one
+    /// transaction: a township window that receives and accepts on the spot (当场受理) records
+    /// the submission, the receipt and the acceptance together or not at all. Refused (nothing
+    /// written) if any step is.
+    pub async fn open_case_then(
+        &self,
+        terms: ItemTerms,
+        applicant: ApplicantSummary,
+        principal: &Principal,
+        then: Vec<CaseAction>,
+    ) -> Result<CaseView, CaseError> {
         let mut last_clash = String::new();
         for _ in 0..NUMBER_ATTEMPTS {
             let hlc = self.clock.now();
@@ -361,16 +447,28 @@ impl Store {
                 terms: terms.clone(),
                 applicant: applicant.clone(),
             };
-            // The same check the fold makes, first, so a refusal comes back as a Refusal.
-            CaseView::open(submission.clone(), &Actor::new(principal.clone(), at_ms))?;
-            let new = NewEvent {
+            // The same checks the folds make, first, so a refusal comes back as a Refusal.
+            let actor = Actor::new(principal.clone(), at_ms);
+            let mut view = CaseView::open(submission.clone(), &actor)?;
+            let mut events = vec![NewEvent {
                 principal: principal.to_string(),
                 subject: format!("case:{id}"),
                 route_key: self.node().clone(),
                 route_class: RouteClass::Path,
                 body: Body::CaseOpened(opened_body(&submission)),
-            };
-            match self.author(vec![new]).await {
+            }];
+            for action in &then {
+                let transition = decide(&view, action, &actor)?;
+                view.apply(&transition);
+                events.push(NewEvent {
+                    principal: principal.to_string(),
+                    subject: format!("case:{id}"),
+                    route_key: self.node().clone(),
+                    route_class: RouteClass::Path,
+                    body: Body::CaseStep(step_body(&id, &transition)),
+                });
+            }
+            match self.author(events).await {
                 Ok(_) => {
                     return self
                         .case(&CaseRef::Id(id.clone()))
@@ -500,15 +598,30 @@ impl Store {
         Ok(CasePage { cases, next })
     }
 
-    /// The next free daily sequence of receipt numbers at this node on `date`.
+    /// The next free daily sequence of receipt numbers at this node on `date`. Only this node
+    /// numbers its own cases, so after the first read of a day the counter lives in memory:
+    /// concurrent submissions each get their own number instead of racing for the stored one
+    /// (a number whose submission is then refused is skipped, never reused).
     async fn next_case_seq(&self, date: chrono::NaiveDate) -> Result<u32, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM case_numbers WHERE node = $1 AND day = $2")
-            .bind(self.node().to_string())
-            .bind(date.format("%Y%m%d").to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        u32::try_from(next.unwrap_or(1).max(1))
-            .map_err(|_| StoreError::Refused(format!("no receipt numbers left at {} on {date}", self.node())))
+        let mut counter = self.receipt_counter.lock().await;
+        let next = match *counter {
+            Some((day, next)) if day == date => next,
+            _ => {
+                let stored: Option<i64> =
+                    sqlx::query_scalar("SELECT next_seq FROM case_numbers WHERE node = $1 AND day = $2")
+                        .bind(self.node().to_string())
+                        .bind(date.format("%Y%m%d").to_string())
+                        .fetch_optional(self.pool())
+                        .await?;
+                u32::try_from(stored.unwrap_or(1).max(1))
+                    .map_err(|_| StoreError::Refused(format!("no receipt numbers left at {} on {date}", self.node())))?
+            }
+        };
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Refused(format!("no receipt numbers left at {} on {date}", self.node())))?;
+        *counter = Some((date, after));
+        Ok(next)
     }
 
     async fn number_taken(&self, number: &CaseNumber) -> Result<bool, StoreError> {
@@ -589,6 +702,62 @@ mod tests {
         let role = if up { LinkRole::Parent } else { LinkRole::Child };
         let (events, through) = from.events_for(to.node(), role, 0, 10_000).await.unwrap();
         to.apply_from_peer(from.node(), events, through).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_submissions_commit_together_and_a_refused_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let township = store(dir.path(), TOWNSHIP).await;
+        let clerk = operator(TOWNSHIP);
+        // Hold the writer so every request below queues up and they all ride one group.
+        let hold = township.bookkeeping().await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..40 {
+            let (township, clerk) = (township.clone(), clerk.clone());
+            tasks.spawn(async move {
+                if n % 4 == 3 {
+                    // A step on a case nobody opened: refused inside the fold.
+                    let unknown = CaseId::new(township.node(), 1, rand::random());
+                    let bogus = NewEvent {
+                        principal: clerk.to_string(),
+                        subject: format!("case:{unknown}"),
+                        route_key: township.node().clone(),
+                        route_class: RouteClass::Path,
+                        body: Body::CaseStep(pb::CaseStep {
+                            case_id: unknown.to_string(),
+                            ..Default::default()
+                        }),
+                    };
+                    Err(township.author(vec![bogus]).await.unwrap_err())
+                } else {
+                    let t = terms(DelegationMode::Authorised);
+                    let then = vec![CaseAction::Receive, CaseAction::Accept { terms: t.clone() }];
+                    Ok(township.open_case_then(t, applicant(), &clerk, then).await.unwrap())
+                }
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(hold);
+        let (mut opened, mut refused) = (Vec::new(), 0);
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                Ok(view) => opened.push(view),
+                Err(StoreError::Refused(_)) => refused += 1,
+                Err(other) => panic!("unexpected error {other}"),
+            }
+        }
+        assert_eq!((opened.len(), refused), (30, 10));
+        // Three events per submission and nothing of the refused ones, with dense sequences.
+        assert_eq!(township.event_count().await.unwrap(), 90);
+        assert_eq!(township.count_from_origin(township.node()).await.unwrap(), 90);
+        let mut numbers: Vec<u32> = opened.iter().map(|v| v.number.seq()).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=30).collect::<Vec<_>>());
+        for view in &opened {
+            let stored = township.case(&CaseRef::Id(view.id.clone())).await.unwrap().unwrap();
+            assert_eq!(stored.state.kind(), StateKind::Accepted);
+            assert_eq!(stored.history.len(), 3);
+        }
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use prost::Message;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tongban_proto::v1::{self as pb, RouteClass};
 
 pub use calendar::{CalendarInForce, calendar_from_wire, calendar_to_wire};
@@ -56,6 +56,10 @@ pub enum StoreError {
     Event(#[from] EventError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("the write was not committed: {0}")]
+    GroupFailed(String),
+    #[error("the store is closing; nothing was written")]
+    WriterGone,
 }
 
 /// Where a node keeps its data.
@@ -105,10 +109,16 @@ impl Backend {
 }
 
 /// What the writer owns. Only touched with the writer mutex held.
+#[derive(Clone)]
 struct WriterState {
     next_local_seq: i64,
     next_own_seq: i64,
     catalogue: CatalogueHead,
+    // The working-day calendar case folds count on; replaced when a CalendarPublished folds
+    // (and put back with the rest of the state if that transaction is not committed).
+    calendar: Arc<CalendarInForce>,
+    // Case views folded in the open transaction, written back before it commits.
+    cases: cases::PendingCases,
 }
 
 /// Outcome of applying one batch received from a peer.
@@ -128,10 +138,16 @@ pub struct Store {
     clock: Hlc,
     // The single writer; see the module comment for why writes are serialised.
     writer: Mutex<WriterState>,
+    // Requests to the authoring task, which commits them in groups (see `Store::author`).
+    authoring: mpsc::Sender<AuthorRequest>,
     // Last committed local_seq; link senders wait on it to push new events live.
     committed: watch::Sender<u64>,
     // The newest events in memory, so link senders that keep up do not re-read them.
     recent: recent::RecentEvents,
+    // The next receipt number of the day (store/cases.rs).
+    receipt_counter: Mutex<Option<(chrono::NaiveDate, u32)>>,
+    // The calendar in force, parsed once per publication (store/calendar.rs).
+    calendar_cache: calendar::CalendarCache,
     // The clock warnings are evaluated against and the warning thresholds (store/calendar.rs).
     time: calendar::SharedTime,
     // How often the node records default ratings, in ms (store/oversight.rs).
@@ -215,6 +231,8 @@ impl Store {
             .fetch_one(&pool)
             .await?;
         let catalogue = catalogue::load_head(&pool).await?;
+        let calendar_cache = calendar::CalendarCache::default();
+        let calendar = calendar::load_in_force(&pool, &calendar_cache).await?;
         let last_local = last_local.unwrap_or(0);
         let (committed, _) = watch::channel(last_local as u64);
         // Enough to relay several full batches from memory; a village keeps less.
@@ -226,7 +244,9 @@ impl Store {
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_in_background(pool.clone(), committed.subscribe()));
         }
+        let (authoring, author_requests) = mpsc::channel(AUTHOR_QUEUE);
         let store = Store {
+            authoring,
             pool,
             backend,
             node: node.clone(),
@@ -235,17 +255,23 @@ impl Store {
                 next_local_seq: last_local + 1,
                 next_own_seq: last_own.unwrap_or(0) + 1,
                 catalogue,
+                calendar,
+                cases: Default::default(),
             }),
             committed,
             recent: recent::RecentEvents::new(last_local as u64 + 1, recent_budget),
             time: Default::default(),
+            calendar_cache,
+            receipt_counter: Mutex::new(None),
             rating_scan_ms: std::sync::atomic::AtomicU64::new(oversight::DEFAULT_RATING_SCAN_MS),
         };
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
             .fetch_one(&store.pool)
             .await?;
         store.clock.observe(max_hlc.unwrap_or(0) as u64);
-        Ok(Arc::new(store))
+        let store = Arc::new(store);
+        tokio::spawn(author_in_groups(Arc::downgrade(&store), author_requests));
+        Ok(store)
     }
 
     pub fn node(&self) -> &NodeId {
@@ -297,22 +323,143 @@ impl Store {
     }
 
     /// Authors events at this node in one transaction. Each is sealed, checked against the same
-    /// rules a replica applies, folded into the projections and routed.
+    /// rules a replica applies, folded into the projections and routed. Returns once the events
+    /// are durable.
+    ///
+    /// Concurrent calls are committed together (group commit): the authoring task takes every
+    /// request waiting when it starts a transaction and folds each inside its own savepoint, so
+    /// one refused request changes nothing and the others still commit, with one fsync for all.
+    /// The transaction runs on that task, not on the caller: a caller that goes away (a client
+    /// hanging up) cannot cut a commit in half and leave the writer's counters behind the log.
     pub async fn author(&self, new_events: Vec<NewEvent>) -> Result<Vec<pb::Event>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.authoring
+            .send(AuthorRequest {
+                events: new_events,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Commits `first` and every request queued behind it once the writer is free, as one
+    /// group (see [`Store::author`]), and answers each. The queue is drained only after the
+    /// writer is taken, so requests that piled up during a peer's batch all ride the next commit.
+    ///
+    /// Optimistic: the group is first folded without savepoints (two statements less per
+    /// request; refusals are rare, since callers decide before they author). If a request is
+    /// refused, that transaction is dropped, the request answered, and the rest folded again,
+    /// each inside its own savepoint.
+    async fn author_group(&self, first: AuthorRequest, queue: &mut mpsc::Receiver<AuthorRequest>) {
         let mut writer = self.writer.lock().await;
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let mut savepoints = false;
+        while !group.is_empty() {
+            match self.fold_group(&writer, &group, savepoints).await {
+                Err(e) => return fail_group(group, &e),
+                Ok(GroupFold::Refused { index, refusal }) => {
+                    let _ = group.remove(index).reply.send(Err(refusal));
+                    savepoints = true;
+                }
+                Ok(GroupFold::Committed {
+                    state,
+                    staged,
+                    outcomes,
+                }) => {
+                    self.recent.push(&staged);
+                    *writer = state;
+                    let last = (writer.next_local_seq - 1) as u64;
+                    drop(writer);
+                    if !staged.is_empty() {
+                        self.committed.send_replace(last);
+                    }
+                    for (request, outcome) in group.into_iter().zip(outcomes) {
+                        let events = outcome.map(|range| staged[range].iter().map(|s| s.event.clone()).collect());
+                        // A caller that stopped waiting has nothing to be told; its events are
+                        // committed.
+                        let _ = request.reply.send(events);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One attempt at a group: folds every request in one transaction and commits it. Without
+    /// `savepoints` the first refusal abandons the attempt (nothing is committed); with them a
+    /// refused request is rolled back alone and its refusal kept for its caller.
+    async fn fold_group(
+        &self,
+        writer: &WriterState,
+        group: &[AuthorRequest],
+        savepoints: bool,
+    ) -> Result<GroupFold, StoreError> {
+        let mut state = writer.clone();
         let mut tx = self.begin_write().await?;
-        let mut staged = Vec::with_capacity(new_events.len());
-        let mut state = WriterState {
-            next_local_seq: writer.next_local_seq,
-            next_own_seq: writer.next_own_seq,
-            catalogue: writer.catalogue.clone(),
-        };
-        for new in &new_events {
+        let mut staged = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (index, request) in group.iter().enumerate() {
+            let (state_before, staged_before) = (state.clone(), staged.len());
+            if savepoints {
+                sqlx::query("SAVEPOINT author_request").execute(&mut *tx).await?;
+            }
+            let verdict = self
+                .stage_authored(&mut tx, &mut state, &request.events, &mut staged)
+                .await?;
+            match verdict {
+                Ok(()) => {
+                    if savepoints {
+                        sqlx::query("RELEASE SAVEPOINT author_request")
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    outcomes.push(Ok(staged_before..staged.len()));
+                }
+                // Dropping the transaction rolls back everything folded in this attempt.
+                Err(refusal) if !savepoints => return Ok(GroupFold::Refused { index, refusal }),
+                Err(refusal) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT author_request")
+                        .execute(&mut *tx)
+                        .await?;
+                    state = state_before;
+                    staged.truncate(staged_before);
+                    outcomes.push(Err(refusal));
+                }
+            }
+        }
+        insert_events(&mut tx, self.backend, &staged).await?;
+        tx.commit().await?;
+        Ok(GroupFold::Committed {
+            state,
+            staged,
+            outcomes,
+        })
+    }
+
+    /// Seals, checks, folds and stages one request's events. `Ok(Err(_))` is a refusal of this
+    /// request only; the caller rolls its savepoint back.
+    async fn stage_authored(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        state: &mut WriterState,
+        new_events: &[NewEvent],
+        staged: &mut Vec<StagedEvent>,
+    ) -> Result<Result<(), StoreError>, StoreError> {
+        for new in new_events {
             let sealed = event::seal(&self.node, state.next_own_seq as u64, self.clock.now(), new);
-            let checked = event::check(sealed)?;
-            event::check_authorship(&checked)?;
-            if let Err(reason) = self.fold(&mut tx, &mut state, &checked).await? {
-                return Err(StoreError::Refused(reason));
+            let checked = match event::check(sealed).and_then(|c| event::check_authorship(&c).map(|_| c)) {
+                Ok(checked) => checked,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if let Err(reason) = self.fold(tx, state, &checked).await? {
+                return Ok(Err(StoreError::Refused(reason)));
             }
             let routing = event::route(&self.node, None, checked.route_class(), &checked.route_key);
             staged.push(StagedEvent {
@@ -325,14 +472,14 @@ impl Store {
             state.next_local_seq += 1;
             state.next_own_seq += 1;
         }
-        insert_events(&mut tx, self.backend, &staged).await?;
-        tx.commit().await?;
-        self.recent.push(&staged);
-        *writer = state;
-        let last = (writer.next_local_seq - 1) as u64;
-        drop(writer);
-        self.committed.send_replace(last);
-        Ok(staged.into_iter().map(|s| s.event).collect())
+        self.flush_cases(tx, state).await?;
+        Ok(Ok(()))
+    }
+
+    /// Writes back the case views folded so far in this transaction.
+    async fn flush_cases(&self, tx: &mut Transaction<'static, Any>, state: &mut WriterState) -> Result<(), StoreError> {
+        let thresholds = self.warning_thresholds();
+        cases::flush_cases(tx, &mut state.cases, &state.calendar.calendar, &thresholds).await
     }
 
     /// Applies a batch received from `peer` and moves that link's cursor to `through`, all in one
@@ -352,6 +499,8 @@ impl Store {
             next_local_seq: writer.next_local_seq,
             next_own_seq: writer.next_own_seq,
             catalogue: writer.catalogue.clone(),
+            calendar: writer.calendar.clone(),
+            cases: Default::default(),
         };
         let known = existing_hashes(&mut tx, &batch).await?;
         let mut seen_in_batch = std::collections::HashMap::new();
@@ -414,6 +563,7 @@ impl Store {
             state.next_local_seq += 1;
         }
         report.applied = staged.len();
+        self.flush_cases(&mut tx, &mut state).await?;
         insert_events(&mut tx, self.backend, &staged).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
@@ -442,10 +592,15 @@ impl Store {
             }
             // Load probes exercise the log and the links only.
             Body::Probe(_) => Ok(Ok(())),
-            Body::CaseOpened(body) => cases::fold_opened(tx, event, body).await,
-            Body::CaseStep(body) => cases::fold_step(tx, event, body).await,
+            Body::CaseOpened(body) => {
+                let thresholds = self.warning_thresholds();
+                cases::fold_opened(tx, event, body, &state.calendar.calendar, &thresholds, &mut state.cases).await
+            }
+            Body::CaseStep(body) => cases::fold_step(tx, event, body, &state.calendar.calendar, &mut state.cases).await,
             Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
-            Body::CalendarPublished(body) => calendar::fold_published(tx, event, body).await,
+            Body::CalendarPublished(body) => Ok(calendar::fold_published(tx, event, body)
+                .await?
+                .map(|in_force| state.calendar = Arc::new(in_force))),
         }
     }
 
@@ -585,6 +740,49 @@ async fn checkpoint_in_background(pool: AnyPool, mut committed: watch::Receiver<
             }
             tracing::warn!(error = %e, "background checkpoint failed; will retry");
         }
+    }
+}
+
+/// How one attempt at committing a group of authoring requests ended.
+enum GroupFold {
+    /// Request `index` was refused in an attempt without savepoints; nothing was committed.
+    Refused { index: usize, refusal: StoreError },
+    /// Committed: the writer's new state, the events, and per request the range of `staged`
+    /// it wrote or its refusal.
+    Committed {
+        state: WriterState,
+        staged: Vec<StagedEvent>,
+        outcomes: Vec<Result<std::ops::Range<usize>, StoreError>>,
+    },
+}
+
+/// Events to author, and where to answer once they are committed or refused.
+struct AuthorRequest {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<pb::Event>, StoreError>>,
+}
+
+/// Requests waiting for the authoring task before callers wait to send; and the most it commits
+/// in one transaction, so one fsync covers many without a commit growing without bound.
+const AUTHOR_QUEUE: usize = 1024;
+const MAX_GROUP: usize = 512;
+
+/// The authoring task: takes the first waiting request and, once the writer is free, every
+/// other one queued by then, and commits them as one group. Ends when the store is dropped (its sender goes with it).
+async fn author_in_groups(store: std::sync::Weak<Store>, mut requests: mpsc::Receiver<AuthorRequest>) {
+    while let Some(first) = requests.recv().await {
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        store.author_group(first, &mut requests).await;
+    }
+}
+
+/// Answers every request of a group whose transaction failed: none of them was written.
+fn fail_group(group: Vec<AuthorRequest>, error: &StoreError) {
+    tracing::error!(%error, "authoring transaction failed");
+    for request in group {
+        let _ = request.reply.send(Err(StoreError::GroupFailed(error.to_string())));
     }
 }
 

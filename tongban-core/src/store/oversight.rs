@@ -278,6 +278,7 @@ pub(super) async fn record_step(
     event: &CheckedEvent,
     view: &CaseView,
     t: &Transition,
+    calendar: &crate::calendar::WorkingCalendar,
 ) -> Result<(), StoreError> {
     let stamped_by = t.by.to_string();
     let (seal, impressions, approver) = match &t.action {
@@ -294,7 +295,6 @@ pub(super) async fn record_step(
         ),
         CaseAction::Rate { level, .. } if level.is_bad() => {
             // On the calendar in force here; every replica on the path holds the county's latest.
-            let calendar = super::calendar::in_force_tx(tx).await?;
             let deadline = calendar.add_working_days(ms_date(t.at_ms), RECTIFICATION_WORKING_DAYS);
             sqlx::query(
                 "INSERT INTO rectifications (case_id, case_number, item_code, township, handler, level, opened_ms, \
@@ -614,7 +614,8 @@ impl Store {
     /// conclusion, and rating metrics in total and per township, window type, item and month, over
     /// the cases of `township` (or every case this node knows), as of the store's today.
     pub async fn oversight_summary(&self, township: Option<&NodeId>) -> Result<OversightSummary, StoreError> {
-        let calendar = self.calendar().await?.calendar;
+        let in_force = self.calendar().await?;
+        let calendar = &in_force.calendar;
         let views: Vec<String> = match township {
             Some(t) => {
                 sqlx::query_scalar("SELECT view FROM cases WHERE township = $1")

@@ -2,9 +2,11 @@
 //! (督办).
 //!
 //! This module owns:
-//! - [`Store::warnings`]: every case in this node's table (its subtree: cases are routed to the
-//!   node where they started and its ancestors) evaluated with [`warnings::evaluate`] on the
-//!   calendar in force, today by the node's clock, with the configured thresholds;
+//! - [`Store::warnings`]: the cases in this node's table (its subtree: cases are routed to the
+//!   node where they started and its ancestors) whose stored first warning day has come,
+//!   evaluated with [`warnings::evaluate`] on the calendar in force, today by the node's clock,
+//!   with the configured thresholds; and keeping those stored days true when the calendar or
+//!   the thresholds change;
 //! - [`Store::scan_supervision`]: at the county, a supervision record for each red clock not yet
 //!   recorded; [`Store::supervisions`] and [`Store::close_supervision`] (a reason is required).
 //!
@@ -16,13 +18,13 @@
 //! event routed to the case's route key.
 
 use chrono::NaiveDate;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError};
+use super::{CalendarInForce, Store, StoreError};
 use crate::case::CaseView;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::warnings::{self, WarningLevel, WarningRule};
+use crate::warnings::{self, CaseClock, WarningLevel, WarningRule, WarningThresholds};
 
 /// States in which no clock can run any more: nothing to evaluate.
 const SETTLED: &str = "('issued', 'delivered', 'rated', 'not_accepted')";
@@ -90,6 +92,15 @@ pub enum SupervisionError {
     Store(#[from] StoreError),
 }
 
+/// Names the calendar and thresholds stored warning days were computed on.
+fn warning_basis(calendar: &CalendarInForce, thresholds: &WarningThresholds) -> String {
+    format!(
+        "calendar {} {:?}; thresholds {thresholds:?}",
+        calendar.published_seq.unwrap_or(0),
+        calendar.calendar.version()
+    )
+}
+
 fn rule_str(rule: WarningRule) -> &'static str {
     match rule {
         WarningRule::Acceptance => "acceptance",
@@ -109,47 +120,74 @@ fn rule_from_str(s: &str) -> Result<WarningRule, StoreError> {
 
 impl Store {
     /// The warnings on the cases this node knows, evaluated now (see the module comment).
+    ///
+    /// Reads only the cases whose stored first warning day (`warn_from`, kept by every case
+    /// fold) is today or earlier, so the cost follows the number of warning cases, not the
+    /// size of the store. The stored days are only as good as the calendar and thresholds they
+    /// were computed on; when either has changed since, they are recomputed first.
     pub async fn warnings(&self, filter: &WarningFilter) -> Result<WarningList, StoreError> {
-        let calendar = self.calendar().await?.calendar;
-        let today = self.today();
+        let in_force = self.calendar().await?;
+        let calendar = &in_force.calendar;
         let thresholds = self.warning_thresholds();
+        let basis = warning_basis(&in_force, &thresholds);
+        if self.stored_warning_basis().await?.as_deref() != Some(basis.as_str()) {
+            self.refresh_warning_index().await?;
+        }
+        let today = self.today();
         let min_level = filter
             .min_level
             .unwrap_or(WarningLevel::Yellow)
             .max(WarningLevel::Yellow);
-        let rows = match &filter.township {
-            Some(township) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT view FROM cases WHERE township = $1 AND state NOT IN {SETTLED}"
-                )))
-                .bind(township.to_string())
-                .fetch_all(self.pool())
-                .await?
+        // The rows come back as one JSON array: sqlx's SQLite driver hands every row over a
+        // channel from its worker thread, and thousands of hand-overs cost more than the query.
+        const ROW: &str = "case_id, case_number, item_code, item_name, holder, township, clock";
+        let filter_sql = match &filter.township {
+            Some(_) => "township = $1 AND warn_from <= $2",
+            None => "warn_from <= $1",
+        };
+        let sql = match self.backend() {
+            super::Backend::Sqlite => {
+                format!("SELECT json_group_array(json_array({ROW})) FROM cases WHERE {filter_sql}")
             }
-            None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT view FROM cases WHERE state NOT IN {SETTLED}"
-                )))
-                .fetch_all(self.pool())
-                .await?
+            super::Backend::Postgres => {
+                format!("SELECT COALESCE(json_agg(json_build_array({ROW}))::text, '[]') FROM cases WHERE {filter_sql}")
             }
         };
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        if let Some(township) = &filter.township {
+            query = query.bind(township.to_string());
+        }
+        let json = query
+            .bind(today.format("%Y-%m-%d").to_string())
+            .fetch_one(self.pool())
+            .await?;
+        type WarningRow = (String, String, String, String, String, String, Option<String>);
+        let rows: Vec<WarningRow> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("warning rows: {e}")))?;
         let mut out = Vec::new();
-        for row in rows {
-            let json: String = row.try_get(0)?;
-            let view: CaseView =
-                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("case view: {e}")))?;
-            for w in warnings::evaluate(&view.case_clock(), today, &calendar, &thresholds) {
+        for (case_id, case_number, item_code, item_name, holder, township, clock_json) in rows {
+            let Some(clock_json) = clock_json else {
+                continue;
+            };
+            let clock: CaseClock = serde_json::from_str(&clock_json)
+                .map_err(|e| StoreError::Corrupt(format!("clock of case {case_id}: {e}")))?;
+            let running = warnings::evaluate(&clock, today, calendar, &thresholds);
+            if running.is_empty() {
+                continue;
+            }
+            let holder = NodeId::new(holder).map_err(|e| StoreError::Corrupt(format!("holder: {e}")))?;
+            let township = NodeId::new(township).map_err(|e| StoreError::Corrupt(format!("township: {e}")))?;
+            for w in running {
                 if w.level < min_level || filter.rule.is_some_and(|r| r != w.rule) {
                     continue;
                 }
                 out.push(CaseWarning {
-                    case_id: view.id.to_string(),
-                    case_number: view.number.to_string(),
-                    item_code: view.terms.item_code.clone(),
-                    item_name: view.terms.name.clone(),
-                    holder: view.holder.clone(),
-                    township: view.front_desk(),
+                    case_id: case_id.clone(),
+                    case_number: case_number.clone(),
+                    item_code: item_code.clone(),
+                    item_name: item_name.clone(),
+                    holder: holder.clone(),
+                    township: township.clone(),
                     rule: w.rule,
                     level: w.level,
                     working_days_left: w.working_days_left,
@@ -168,6 +206,55 @@ impl Store {
             today,
             calendar_version: calendar.version().to_owned(),
         })
+    }
+
+    async fn stored_warning_basis(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'warning_basis'")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Recomputes every unsettled case's warning columns on the calendar in force and the
+    /// thresholds configured now, and records that basis. Runs when a calendar was published
+    /// or the thresholds changed since the last time (and once on a store that predates the
+    /// columns); under the writer, so no case fold interleaves.
+    async fn refresh_warning_index(&self) -> Result<(), StoreError> {
+        let mut write = self.bookkeeping().await?;
+        let in_force = super::calendar::in_force_tx(&mut write.tx, &self.calendar_cache).await?;
+        let thresholds = self.warning_thresholds();
+        let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT case_id, view FROM cases WHERE state NOT IN {SETTLED}"
+        )))
+        .fetch_all(&mut *write.tx)
+        .await?;
+        let count = rows.len();
+        for (case_id, json) in rows {
+            let view: CaseView =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("case view {case_id}: {e}")))?;
+            let (clock, warn_from) = super::cases::warning_columns(&view, &in_force.calendar, &thresholds);
+            sqlx::query("UPDATE cases SET clock = $1, warn_from = $2 WHERE case_id = $3")
+                .bind(clock)
+                .bind(warn_from)
+                .bind(case_id)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO node_meta (key, value) VALUES ('warning_basis', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(warning_basis(&in_force, &thresholds))
+        .execute(&mut *write.tx)
+        .await?;
+        write.commit().await?;
+        tracing::info!(
+            cases = count,
+            calendar = in_force.calendar.version(),
+            "warning index recomputed"
+        );
+        Ok(())
     }
 
     /// The processing deadline stored for a case when it was last folded (`None` before
