@@ -50,18 +50,46 @@ pub struct BenchArgs {
     /// Single events timed county → village.
     #[arg(long, default_value_t = 300)]
     propagation_samples: usize,
+    /// Complete submissions timed at the township.
+    #[arg(long, default_value_t = 20_000)]
+    submit_cases: usize,
+    /// Cases in the township's store for the warning-list figure.
+    #[arg(long, default_value_t = 100_000)]
+    warning_cases: usize,
+    /// Which figures to measure.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
 }
 
-/// The figures, with exactly the keys `--json` prints.
-#[derive(Debug, Serialize)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Only {
+    All,
+    Replication,
+    Cases,
+}
+
+/// The figures, with exactly the keys `--json` prints; a figure not measured (`--only`) is left
+/// out.
+#[derive(Debug, Default, Serialize)]
 struct Figures {
-    initial_sync_events_per_s: f64,
-    catchup_ms: f64,
-    propagation_p50_ms: f64,
-    propagation_p99_ms: f64,
-    wire_bytes_per_event: f64,
-    village_idle_rss_mb: f64,
-    village_sync_peak_rss_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initial_sync_events_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catchup_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wire_bytes_per_event: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    village_idle_rss_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    village_sync_peak_rss_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case_submit_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings_query_p99_ms: Option<f64>,
 }
 
 const COUNTY: &str = "441424";
@@ -73,7 +101,67 @@ const VILLAGE_IN_PROCESS: &str = "441424100202";
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
-    let dir = temp.path();
+    let mut figures = Figures::default();
+    if args.only != Only::Cases {
+        replication(&args, &temp.path().join("replication"), &mut figures).await?;
+    }
+    let mut warnings_listed = None;
+    let mut warnings_p50 = 0.0;
+    if args.only != Only::Replication {
+        if !args.json {
+            eprintln!(
+                "timing {} submissions, then warning lists over {} cases at one township ...",
+                args.submit_cases, args.warning_cases
+            );
+        }
+        let cases = crate::bench_cases::run(&temp.path().join("cases"), args.submit_cases, args.warning_cases).await?;
+        figures.case_submit_per_s = Some(cases.case_submit_per_s);
+        figures.warnings_query_p99_ms = Some(cases.warnings_query_p99_ms);
+        warnings_listed = Some(cases.warnings_listed);
+        warnings_p50 = cases.warnings_query_p50_ms;
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+        return Ok(());
+    }
+    println!(
+        "tongban bench ({} cores)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("  {:<28} {:>12}   target", "figure", "value");
+    let rows = [
+        (
+            "initial_sync_events_per_s",
+            figures.initial_sync_events_per_s,
+            ">= 70000",
+        ),
+        ("catchup_ms", figures.catchup_ms, "< 250"),
+        ("propagation_p50_ms", figures.propagation_p50_ms, ""),
+        ("propagation_p99_ms", figures.propagation_p99_ms, "< 50"),
+        ("wire_bytes_per_event", figures.wire_bytes_per_event, "< 250"),
+        ("village_idle_rss_mb", figures.village_idle_rss_mb, "< 30"),
+        ("village_sync_peak_rss_mb", figures.village_sync_peak_rss_mb, "< 100"),
+        ("case_submit_per_s", figures.case_submit_per_s, ">= 5000"),
+        ("warnings_query_p99_ms", figures.warnings_query_p99_ms, "< 20"),
+    ];
+    for (name, value, target) in rows {
+        if let Some(value) = value {
+            println!("  {name:<28} {value:>12.2}   {target}");
+        }
+    }
+    if let Some(listed) = warnings_listed {
+        println!(
+            "  (warning lists: {listed} warnings over {} cases, first page of 200, p50 {warnings_p50} ms)",
+            args.warning_cases
+        );
+    }
+    Ok(())
+}
+
+/// The replication figures (see the module comment), measured in `dir`.
+async fn replication(args: &BenchArgs, dir: &Path, figures: &mut Figures) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
     let county = NodeId::new(COUNTY)?;
     let township = NodeId::new(TOWNSHIP)?;
     let village = NodeId::new(VILLAGE)?;
@@ -220,43 +308,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let figures = Figures {
-        initial_sync_events_per_s: (args.events as f64 / sync_secs).round(),
-        catchup_ms: round2(catchup_ms),
-        propagation_p50_ms: round2(percentile(&latencies, 0.50)),
-        propagation_p99_ms: round2(percentile(&latencies, 0.99)),
-        wire_bytes_per_event: round2(wire),
-        village_idle_rss_mb: round2(idle_rss),
-        village_sync_peak_rss_mb: round2(peak_rss),
-    };
+    figures.initial_sync_events_per_s = Some((args.events as f64 / sync_secs).round());
+    figures.catchup_ms = Some(round2(catchup_ms));
+    figures.propagation_p50_ms = Some(round2(percentile(&latencies, 0.50)));
+    figures.propagation_p99_ms = Some(round2(percentile(&latencies, 0.99)));
+    figures.wire_bytes_per_event = Some(round2(wire));
+    figures.village_idle_rss_mb = Some(round2(idle_rss));
+    figures.village_sync_peak_rss_mb = Some(round2(peak_rss));
     cluster.stop_all().await;
-
-    if args.json {
-        println!("{}", serde_json::to_string(&figures)?);
-    } else {
-        println!(
-            "tongban bench ({} events, {} cores)",
-            args.events,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        );
-        println!("  {:<28} {:>12}   target", "figure", "value");
-        let rows = [
-            (
-                "initial_sync_events_per_s",
-                figures.initial_sync_events_per_s,
-                ">= 70000",
-            ),
-            ("catchup_ms", figures.catchup_ms, "< 250"),
-            ("propagation_p50_ms", figures.propagation_p50_ms, ""),
-            ("propagation_p99_ms", figures.propagation_p99_ms, "< 50"),
-            ("wire_bytes_per_event", figures.wire_bytes_per_event, "< 250"),
-            ("village_idle_rss_mb", figures.village_idle_rss_mb, "< 30"),
-            ("village_sync_peak_rss_mb", figures.village_sync_peak_rss_mb, "< 100"),
-        ];
-        for (name, value, target) in rows {
-            println!("  {name:<28} {value:>12.2}   {target}");
-        }
-    }
     Ok(())
 }
 
@@ -272,7 +331,7 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

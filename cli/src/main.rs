@@ -3,10 +3,12 @@
 //! (`pki init`), and runs the local demonstration tree (`demo`) and the benchmark (`bench`).
 
 mod bench;
+mod bench_cases;
 mod cases;
 mod client;
 mod commands;
 mod demo;
+mod demo_week;
 mod harness;
 mod oversight;
 mod timelimits;
