@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod event;
 pub mod hlc;
 pub mod ids;
+pub mod labels;
 pub mod node;
 pub mod oversight_api;
 pub mod pki;
