@@ -2,7 +2,8 @@
 //! each, on embedded SQLite with generated certificates. The county publishes the matter
 //! catalogue's first delegation batch, then the second; one township is killed while the first
 //! version is still spreading and restarted after the second; the demo waits until every node
-//! holds the latest version with the same hash and prints what each tier sees.
+//! holds the latest version with the same hash and prints what each tier sees. Then clerks run a
+//! working week of cases on the tree (`demo_week.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -207,6 +208,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if hashes.len() != 1 {
         bail!("nodes disagree on the catalogue");
     }
+    crate::demo_week::run(&cluster)
+        .await
+        .context("the working week of cases")?;
     println!("demo finished in {:.1?}", started.elapsed());
 
     if args.keep {
