@@ -7,6 +7,8 @@ mod bench_cases;
 mod cases;
 mod client;
 mod commands;
+mod courier;
+mod custody;
 mod demo;
 mod demo_week;
 mod harness;
@@ -84,6 +86,20 @@ enum Command {
         #[arg(long)]
         township: Option<String>,
     },
+    /// Material boxes and paper files at a node: register, pack, seal, hand over, accept,
+    /// unpack (a clerk's desk scans), where-is, box history, anomalies, EPCIS export, labels.
+    Custody {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: custody::CustodyCommand,
+    },
+    /// A courier's handheld: scans go to a durable queue on the device first and are uploaded
+    /// by `sync` to whichever node it reaches.
+    Courier {
+        #[command(subcommand)]
+        command: courier::CourierCommand,
+    },
     /// A node's identity, catalogue version and per-link lag.
     Status {
         #[command(flatten)]
@@ -143,6 +159,8 @@ fn main() -> ExitCode {
             Command::Seals { conn, action } => oversight::seals(conn, action).await,
             Command::Rating { conn, action } => oversight::rating(conn, action).await,
             Command::Oversight { conn, township } => oversight::oversight(conn, township).await,
+            Command::Custody { conn, command } => custody::run(conn, command).await,
+            Command::Courier { command } => courier::run(command).await,
             Command::Status { conn, json } => commands::status(conn, json).await,
             Command::Alarms { conn, limit } => commands::alarms(conn, limit).await,
             Command::Pki { action } => commands::pki(action),

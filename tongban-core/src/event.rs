@@ -69,6 +69,8 @@ fn kind_of(body: &Body) -> EventKind {
         Body::CaseStep(_) => EventKind::CaseStep,
         Body::RectificationResponse(_) => EventKind::RectificationResponse,
         Body::CalendarPublished(_) => EventKind::CalendarPublished,
+        Body::CustodyScan(_) => EventKind::CustodyScan,
+        Body::AnomalyNote(_) => EventKind::AnomalyNote,
     }
 }
 
@@ -207,6 +209,15 @@ pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
                 ));
             }
         }
+        // Scans are recorded wherever a device finds a link, so any node may author them; they
+        // always spread to the whole subtree of the township concerned.
+        EventKind::CustodyScan | EventKind::AnomalyNote => {
+            if class != RouteClass::Subtree {
+                return Err(EventError::Rule(
+                    "a custody record travels to the subtree of the township concerned".into(),
+                ));
+            }
+        }
         EventKind::Unspecified => return Err(EventError::Rule("unspecified event kind".into())),
     }
     if !event.origin.county().contains(event.route_key.as_str()) {
@@ -268,6 +279,7 @@ pub fn check_arrival(event: &CheckedEvent, here: &NodeId, from: &NodeId) -> Resu
     if from_parent {
         let concerns_us = match event.route_class() {
             RouteClass::Down => event.route_key.contains(here.as_str()),
+            RouteClass::Subtree => event.route_key.contains(here.as_str()) || here.contains(event.route_key.as_str()),
             _ => here.contains(event.route_key.as_str()),
         };
         if !concerns_us {
@@ -284,7 +296,14 @@ pub fn check_arrival(event: &CheckedEvent, here: &NodeId, from: &NodeId) -> Resu
                 event.origin
             )));
         }
-        if event.route_class() != RouteClass::Path || !from.contains(event.route_key.as_str()) {
+        // A subtree-class record may come up from anywhere: a box can be scanned at the wrong
+        // township, and the county passes it on toward the one concerned.
+        let upward = match event.route_class() {
+            RouteClass::Path => from.contains(event.route_key.as_str()),
+            RouteClass::Subtree => true,
+            _ => false,
+        };
+        if !upward {
             return Err(EventError::Rule(format!(
                 "child {from} sent an event routed to {} outside its subtree",
                 event.route_key
@@ -315,6 +334,19 @@ pub fn route(here: &NodeId, source: Option<&NodeId>, class: RouteClass, route_ke
             to_parent: false,
             route_child: (here.tier() != Tier::Village && route_key.contains(here.as_str()))
                 .then(|| ALL_CHILDREN.to_owned()),
+        },
+        // Up to the root whatever the author (every ancestor of the route key is on the way,
+        // and an author off the key's path must reach the common ancestor), then down to the
+        // key and its whole subtree.
+        RouteClass::Subtree => Routing {
+            to_parent: !came_from_parent && parent.is_some(),
+            route_child: if route_key.contains(here.as_str()) {
+                (here.tier() != Tier::Village).then(|| ALL_CHILDREN.to_owned())
+            } else {
+                here.child_toward(route_key.as_str())
+                    .filter(|child| Some(child) != source)
+                    .map(String::from)
+            },
         },
         _ => {
             let to_parent = !came_from_parent && parent.as_ref().is_some_and(|p| p.contains(route_key.as_str()));
@@ -432,5 +464,32 @@ mod tests {
         // At a village nothing goes further down.
         let r = route(&village, Some(&township), RouteClass::Down, &id("441424"));
         assert_eq!(r.route_child, None);
+    }
+
+    #[test]
+    fn subtree_records_reach_the_root_the_key_and_everything_below_it() {
+        let (county, t100, t104) = (id("441424"), id("441424100"), id("441424104"));
+        let village = id("441424100201");
+        let route_of = |here: &NodeId, from: Option<&NodeId>, key: &NodeId| {
+            let r = route(here, from, RouteClass::Subtree, key);
+            (r.to_parent, r.route_child)
+        };
+        // A courier uploads at the county about a trip to 441424100: down toward it only.
+        assert_eq!(route_of(&county, None, &t100), (false, Some(t100.to_string())));
+        // The township concerned passes it to every village below it.
+        assert_eq!(
+            route_of(&t100, Some(&county), &t100),
+            (false, Some(ALL_CHILDREN.into()))
+        );
+        // A village receives it and keeps it.
+        assert_eq!(route_of(&village, Some(&t100), &t100), (false, None));
+        // Recorded at the township concerned: up to the county and down to its villages.
+        assert_eq!(route_of(&t100, None, &t100), (true, Some(ALL_CHILDREN.into())));
+        // Recorded at the wrong township (a misroute): up to the county, which sends it on.
+        assert_eq!(route_of(&t104, None, &t100), (true, None));
+        assert_eq!(route_of(&county, Some(&t104), &t100), (false, Some(t100.to_string())));
+        // A document registered at a village: up its path, nowhere else.
+        assert_eq!(route_of(&village, None, &village), (true, None));
+        assert_eq!(route_of(&t100, Some(&village), &village), (true, None));
     }
 }

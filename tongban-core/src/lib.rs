@@ -19,6 +19,7 @@ pub mod cases_api;
 pub mod catalogue;
 pub mod cluster;
 pub mod config;
+pub mod custody;
 pub mod daemon;
 pub mod event;
 pub mod hlc;

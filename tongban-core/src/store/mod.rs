@@ -598,6 +598,7 @@ impl Store {
             }
             Body::CaseStep(body) => cases::fold_step(tx, event, body, &state.calendar.calendar, &mut state.cases).await,
             Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
+            Body::CustodyScan(_) | Body::AnomalyNote(_) => Ok(Ok(())),
             Body::CalendarPublished(body) => Ok(calendar::fold_published(tx, event, body)
                 .await?
                 .map(|in_force| state.calendar = Arc::new(in_force))),
