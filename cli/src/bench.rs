@@ -56,6 +56,12 @@ pub struct BenchArgs {
     /// Cases in the township's store for the warning-list figure.
     #[arg(long, default_value_t = 100_000)]
     warning_cases: usize,
+    /// Courier scans uploaded to the township for the ingest figure.
+    #[arg(long, default_value_t = 100_000)]
+    scans: usize,
+    /// Documents in the county's store for the where-is figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    documents: usize,
     /// Which figures to measure.
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
@@ -66,6 +72,7 @@ enum Only {
     All,
     Replication,
     Cases,
+    Custody,
 }
 
 /// The figures, with exactly the keys `--json` prints; a figure not measured (`--only`) is left
@@ -90,6 +97,10 @@ struct Figures {
     case_submit_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warnings_query_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan_ingest_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    where_is_p99_ms: Option<f64>,
 }
 
 const COUNTY: &str = "441424";
@@ -102,12 +113,26 @@ const VILLAGE_IN_PROCESS: &str = "441424100202";
 pub async fn run(args: BenchArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let mut figures = Figures::default();
-    if args.only != Only::Cases {
+    let wanted = |part: Only| args.only == Only::All || args.only == part;
+    if wanted(Only::Replication) {
         replication(&args, &temp.path().join("replication"), &mut figures).await?;
     }
     let mut warnings_listed = None;
     let mut warnings_p50 = 0.0;
-    if args.only != Only::Replication {
+    let mut where_is_p50 = None;
+    if wanted(Only::Custody) {
+        if !args.json {
+            eprintln!(
+                "timing {} courier scans into a township, then where-is at a county holding {} documents ...",
+                args.scans, args.documents
+            );
+        }
+        let custody = crate::bench_custody::run(&temp.path().join("custody"), args.scans, args.documents).await?;
+        figures.scan_ingest_per_s = Some(custody.scan_ingest_per_s);
+        figures.where_is_p99_ms = Some(custody.where_is_p99_ms);
+        where_is_p50 = Some(custody.where_is_p50_ms);
+    }
+    if wanted(Only::Cases) {
         if !args.json {
             eprintln!(
                 "timing {} submissions, then warning lists over {} cases at one township ...",
@@ -144,11 +169,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         ("village_sync_peak_rss_mb", figures.village_sync_peak_rss_mb, "< 100"),
         ("case_submit_per_s", figures.case_submit_per_s, ">= 5000"),
         ("warnings_query_p99_ms", figures.warnings_query_p99_ms, "< 20"),
+        ("scan_ingest_per_s", figures.scan_ingest_per_s, ">= 20000"),
+        ("where_is_p99_ms", figures.where_is_p99_ms, "< 5"),
     ];
     for (name, value, target) in rows {
         if let Some(value) = value {
             println!("  {name:<28} {value:>12.2}   {target}");
         }
+    }
+    if let Some(p50) = where_is_p50 {
+        println!("  (where-is over {} documents: p50 {p50} ms)", args.documents);
     }
     if let Some(listed) = warnings_listed {
         println!(

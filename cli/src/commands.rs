@@ -73,6 +73,9 @@ pub enum PkiAction {
         /// Operator certificates to issue, as NAME@PLACE (default admin@441424).
         #[arg(long = "operator")]
         operators: Vec<String>,
+        /// Courier handheld certificates to issue, as DEVICE@PLACE (e.g. pda-07@441424100).
+        #[arg(long = "courier")]
+        couriers: Vec<String>,
     },
 }
 
@@ -428,6 +431,7 @@ pub fn pki(action: PkiAction) -> Result<()> {
             dir,
             villages_per_township,
             operators,
+            couriers,
         } => {
             let nodes = crate::harness::wuhua_nodes(villages_per_township)?;
             let mut ops = Vec::new();
@@ -455,6 +459,17 @@ pub fn pki(action: PkiAction) -> Result<()> {
                     "operator {name}@{place}: {}",
                     layout.operator_cert(place, name).display()
                 );
+            }
+            if !couriers.is_empty() {
+                let ca = layout.load_ca()?;
+                for spec in couriers {
+                    let (device, place) = spec
+                        .split_once('@')
+                        .with_context(|| format!("courier {spec:?} must be DEVICE@PLACE, e.g. pda-07@441424100"))?;
+                    let courier = tongban_core::pki::Principal::courier(NodeId::new(place)?, device)?;
+                    layout.ensure(&ca, &courier)?;
+                    println!("courier {courier}: {}", layout.cert_path(&courier).display());
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_cases;
+mod bench_custody;
 mod cases;
 mod client;
 mod commands;

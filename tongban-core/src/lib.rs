@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod cluster;
 pub mod config;
 pub mod custody;
+pub mod custody_api;
 pub mod daemon;
 pub mod event;
 pub mod hlc;

@@ -203,6 +203,7 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         .add_service(crate::oversight_api::seals_server(store.clone()))
         .add_service(crate::oversight_api::ratings_server(store.clone()))
         .add_service(crate::oversight_api::oversight_server(store.clone()))
+        .add_service(crate::custody_api::server(store.clone()))
         .add_service(
             NodeServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Gzip)

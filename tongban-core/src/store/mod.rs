@@ -10,6 +10,7 @@
 mod calendar;
 mod cases;
 mod catalogue;
+mod custody;
 mod links;
 mod oversight;
 mod recent;
@@ -29,6 +30,7 @@ use tongban_proto::v1::{self as pb, RouteClass};
 pub use calendar::{CalendarInForce, calendar_from_wire, calendar_to_wire};
 pub use cases::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
 pub use catalogue::{CatalogueHead, PublishOutcome, VersionRow};
+pub use custody::{Anomaly, CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, Whereabouts, check_scan};
 pub use links::{LinkCursor, LinkRole, LinkTotals};
 pub use oversight::{
     DEFAULT_RATING_DAYS, MetricsRow, OversightSummary, RECTIFICATION_WORKING_DAYS, RatingMetrics, Rectification,
@@ -144,6 +146,8 @@ pub struct Store {
     committed: watch::Sender<u64>,
     // The newest events in memory, so link senders that keep up do not re-read them.
     recent: recent::RecentEvents,
+    // How long custody hand-overs and routes may take before they are anomalies.
+    custody_limits: std::sync::RwLock<crate::custody::trip::CustodyLimits>,
     // The next receipt number of the day (store/cases.rs).
     receipt_counter: Mutex<Option<(chrono::NaiveDate, u32)>>,
     // The calendar in force, parsed once per publication (store/calendar.rs).
@@ -263,6 +267,7 @@ impl Store {
             time: Default::default(),
             calendar_cache,
             receipt_counter: Mutex::new(None),
+            custody_limits: Default::default(),
             rating_scan_ms: std::sync::atomic::AtomicU64::new(oversight::DEFAULT_RATING_SCAN_MS),
         };
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
@@ -598,7 +603,8 @@ impl Store {
             }
             Body::CaseStep(body) => cases::fold_step(tx, event, body, &state.calendar.calendar, &mut state.cases).await,
             Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
-            Body::CustodyScan(_) | Body::AnomalyNote(_) => Ok(Ok(())),
+            Body::CustodyScan(body) => custody::fold_scan(tx, event, body).await,
+            Body::AnomalyNote(body) => custody::fold_note(tx, event, body).await,
             Body::CalendarPublished(body) => Ok(calendar::fold_published(tx, event, body)
                 .await?
                 .map(|in_force| state.calendar = Arc::new(in_force))),
