@@ -19,6 +19,7 @@
 
 pub mod bin;
 pub mod catalogue;
+pub mod custody;
 pub mod db;
 pub mod link;
 pub mod ops;

@@ -151,7 +151,6 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 });
             }
         };
-    let mut last_stage: (u8, i64, String) = (0, i64::MIN, String::new());
     let mut sealed_at = None;
     let mut released_at = None;
     let mut accepted_by_courier_at = None;
@@ -176,22 +175,29 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
             );
         }
         let st = stage(step);
-        if st > 0 && st < last_stage.0 {
+        // A scan dated before a scan of an earlier step of the same trip cannot be right: it
+        // is the one named (a handheld whose clock is behind, or a scan recorded for the wrong
+        // trip).
+        if let Some(first) = sorted.iter().find(|o| {
+            let earlier_step = stage(CustodyStep::try_from(o.scan.step).unwrap_or(CustodyStep::Unspecified));
+            earlier_step > 0 && earlier_step < st && o.scan.scanned_unix_ms > when
+        }) {
             find(
                 &mut t.findings,
                 "impossible_time",
                 format!("scan/{}", s.scan_id),
                 format!(
-                    "{} on trip {trip_id} is dated before the {} scan {} that must come first",
+                    "{} scan {} on trip {trip_id} is dated before the {} scan {} that must come first",
                     step.as_str_name(),
-                    last_stage.2,
-                    s.scan_id
+                    s.scan_id,
+                    CustodyStep::try_from(first.scan.step)
+                        .unwrap_or(CustodyStep::Unspecified)
+                        .as_str_name(),
+                    first.scan.scan_id
                 ),
                 s,
                 "",
             );
-        } else if st > 0 {
-            last_stage = (st, when, step.as_str_name().to_owned());
         }
         let courier_step = matches!(
             step,
@@ -208,20 +214,6 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                     s.principal,
                     step.as_str_name(),
                     if courier_step { "couriers" } else { "clerks" }
-                ),
-                s,
-                "",
-            );
-        }
-        if t.state.is_empty() && step != CustodyStep::Pack {
-            find(
-                &mut t.findings,
-                "unknown_id",
-                format!("trip/{trip_id}"),
-                format!(
-                    "{} scanned for trip {trip_id}, which was never packed (box {})",
-                    step.as_str_name(),
-                    s.box_id
                 ),
                 s,
                 "",
@@ -357,6 +349,25 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
             _ => {}
         }
         t.custodian_after.push((s.scan_id.clone(), t.custody.custodian.clone()));
+    }
+    // Scans for a trip nobody packed (here): an unknown trip id.
+    if let Some(first) = sorted.first()
+        && !sorted.iter().any(|r| r.scan.step == CustodyStep::Pack as i32)
+    {
+        find(
+            &mut t.findings,
+            "unknown_id",
+            format!("trip/{trip_id}"),
+            format!(
+                "{} scanned for trip {trip_id}, which was never packed (box {})",
+                CustodyStep::try_from(first.scan.step)
+                    .unwrap_or(CustodyStep::Unspecified)
+                    .as_str_name(),
+                first.scan.box_id
+            ),
+            &first.scan,
+            "",
+        );
     }
     // Waiting too long, judged at `now_ms`.
     let waited = |since: i64, limit: i64| now_ms - since > limit;

@@ -381,19 +381,16 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
-    /// The node a scan concerns (its route key): the township end of its trip, the node where
-    /// its document's case started, or this node.
-    async fn scan_route_key(&self, scan: &pb::Scan) -> Result<NodeId, StoreError> {
+    /// The node a scan concerns (its route key): the township end of its trip (from the scan,
+    /// a PACK in the same upload, or the PACK stored here), the node where its document's case
+    /// started, or this node. A trip scan whose trip is unknown here goes to the county's whole
+    /// tree: a box accepted at the wrong township must still reach the one it was sent to.
+    async fn scan_route_key(
+        &self,
+        scan: &pb::Scan,
+        packed_in_upload: &HashMap<String, NodeId>,
+    ) -> Result<NodeId, StoreError> {
         let here = self.node().clone();
-        let township_end = |origin: &str, destination: &str| -> Option<NodeId> {
-            let (o, d) = (NodeId::new(origin).ok(), NodeId::new(destination).ok());
-            match (o, d) {
-                (Some(o), Some(d)) if o.tier() == Tier::County => Some(d),
-                (Some(o), _) => Some(o),
-                (None, Some(d)) => Some(d),
-                _ => None,
-            }
-        };
         match step_of(scan) {
             CustodyStep::RegisterDocument => {
                 let case_id = scan.document.as_ref().map(|d| d.case_id.clone()).unwrap_or_default();
@@ -410,20 +407,26 @@ impl Store {
                         .bind(scan.corrects_scan_id.clone())
                         .fetch_optional(self.pool())
                         .await?;
-                Ok(township.and_then(|t| NodeId::new(t).ok()).unwrap_or(here))
+                Ok(township
+                    .and_then(|t| NodeId::new(t).ok())
+                    .unwrap_or_else(|| here.county()))
             }
             _ => {
                 if let Some(key) = township_end(&scan.origin, &scan.destination) {
                     return Ok(key);
                 }
-                let ends: Option<(String, String)> = sqlx::query_as(
-                    "SELECT township, township FROM custody_scans WHERE trip_id = $1 AND step = $2 LIMIT 1",
-                )
-                .bind(scan.trip_id.clone())
-                .bind(CustodyStep::Pack as i64)
-                .fetch_optional(self.pool())
-                .await?;
-                Ok(ends.and_then(|(t, _)| NodeId::new(t).ok()).unwrap_or(here))
+                if let Some(key) = packed_in_upload.get(&scan.trip_id) {
+                    return Ok(key.clone());
+                }
+                let stored: Option<String> =
+                    sqlx::query_scalar("SELECT township FROM custody_scans WHERE trip_id = $1 AND step = $2 LIMIT 1")
+                        .bind(scan.trip_id.clone())
+                        .bind(CustodyStep::Pack as i64)
+                        .fetch_optional(self.pool())
+                        .await?;
+                Ok(stored
+                    .and_then(|t| NodeId::new(t).ok())
+                    .unwrap_or_else(|| here.county()))
             }
         }
     }
@@ -444,6 +447,12 @@ impl Store {
         }
         let known = self.known_scans(&scans).await?;
         let now = self.now_ms();
+        // Trips packed in this very upload: their later scans go where the PACK goes.
+        let packed_in_upload: HashMap<String, NodeId> = scans
+            .iter()
+            .filter(|s| step_of(s) == CustodyStep::Pack)
+            .filter_map(|s| Some((s.trip_id.clone(), township_end(&s.origin, &s.destination)?)))
+            .collect();
         let mut outcomes = Vec::with_capacity(scans.len());
         let mut events = Vec::new();
         let mut in_this_upload: HashMap<String, Vec<u8>> = HashMap::new();
@@ -472,7 +481,7 @@ impl Store {
                 continue;
             }
             let conflicting = seen.is_some();
-            let route_key = self.scan_route_key(&scan).await?;
+            let route_key = self.scan_route_key(&scan, &packed_in_upload).await?;
             in_this_upload.insert(id.clone(), bytes);
             events.push(NewEvent {
                 principal: uploader.to_string(),
@@ -836,7 +845,7 @@ impl Store {
             };
         // Recent trips, each judged on its own, then what spans trips.
         let trip_ids: Vec<(String, String)> = sqlx::query_as(
-            "SELECT DISTINCT trip_id, township FROM custody_scans WHERE trip_id <> '' AND scanned_ms > $1",
+            "SELECT trip_id, MIN(township) FROM custody_scans WHERE trip_id <> '' AND scanned_ms > $1 GROUP BY trip_id",
         )
         .bind(now - ANOMALY_WINDOW_MS)
         .fetch_all(self.pool())
@@ -847,9 +856,31 @@ impl Store {
             .into_iter()
             .collect();
         let mut trips: Vec<(TripView, String)> = Vec::new();
-        for (trip_id, trip_township) in trip_ids {
-            let (view, _) = self.trip(&trip_id).await?;
-            trips.push((view, trip_township));
+        for (trip_id, recorded_for) in trip_ids {
+            let (view, scans) = self.trip(&trip_id).await?;
+            // The township concerned is the trip's own (from its PACK), the same at every node;
+            // for a trip never packed, the township where its first scan was recorded, or the
+            // township the scanning courier or clerk belongs to.
+            let township = township_end(&view.origin, &view.destination)
+                .or_else(|| {
+                    let first = scans.iter().min_by_key(|s| s.recorded.scan.scanned_unix_ms)?;
+                    let recorded = NodeId::new(first.recorded.recorded_at.clone()).ok();
+                    let scanner = first
+                        .recorded
+                        .scan
+                        .principal
+                        .parse::<Principal>()
+                        .ok()
+                        .map(|p| p.place().clone());
+                    [recorded, scanner]
+                        .into_iter()
+                        .flatten()
+                        .find(|n| n.tier() != Tier::County)
+                        .map(|n| township_of(&n))
+                })
+                .map(|t| t.to_string())
+                .unwrap_or(recorded_for);
+            trips.push((view, township));
         }
         for (t, tw) in &trips {
             for f in &t.findings {
@@ -925,17 +956,30 @@ impl Store {
                 }
             }
         }
-        // Device sequence gaps.
+        // Device sequence gaps, judged at the county only: it is the one node that receives every
+        // scan of every device (a courier serves several townships, and each township holds only
+        // its own trips' scans, so a township would see gaps that are not there).
         let devices: Vec<(String, i64, i64, String)> = sqlx::query_as(
-            "SELECT device_id, MAX(device_seq), COUNT(DISTINCT device_seq), MAX(township) FROM custody_scans \
+            "SELECT device_id, MAX(device_seq), COUNT(DISTINCT device_seq), MAX(principal) FROM custody_scans \
              GROUP BY device_id",
         )
         .fetch_all(self.pool())
         .await?;
-        for (device, max, count, tw) in devices {
+        let devices = if self.node().tier() == Tier::County {
+            devices
+        } else {
+            Vec::new()
+        };
+        for (device, max, count, scanner) in devices {
             if count >= max {
                 continue;
             }
+            // The device's own township (its courier's or clerk's place), unless the scans
+            // around a gap say which trip's township it concerns (below).
+            let own = scanner
+                .parse::<Principal>()
+                .map(|p| township_of(p.place()).to_string())
+                .unwrap_or_else(|_| self.node().to_string());
             let seqs: BTreeSet<i64> = sqlx::query_scalar("SELECT device_seq FROM custody_scans WHERE device_id = $1")
                 .bind(device.clone())
                 .fetch_all(self.pool())
@@ -949,6 +993,20 @@ impl Store {
                     to += 1;
                     missing.next();
                 }
+                // The trip of the first scan after the gap (or the last before it), and the
+                // township its PACK went to.
+                let packed_for: Option<String> = sqlx::query_scalar(
+                    "SELECT p.township FROM custody_scans s JOIN custody_scans p ON p.trip_id = s.trip_id \
+                     AND p.step = $1 WHERE s.device_id = $2 AND s.trip_id <> '' \
+                     ORDER BY CASE WHEN s.device_seq > $3 THEN s.device_seq ELSE $4 - s.device_seq END LIMIT 1",
+                )
+                .bind(CustodyStep::Pack as i64)
+                .bind(device.clone())
+                .bind(to)
+                .bind(i64::MAX / 2)
+                .fetch_optional(self.pool())
+                .await?;
+                let tw = packed_for.unwrap_or_else(|| own.clone());
                 add(
                     format!("device_sequence_gap/{device}/{from}"),
                     "device_sequence_gap",
@@ -1062,6 +1120,25 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+/// The township a node belongs to (itself for a township or the county).
+fn township_of(node: &NodeId) -> NodeId {
+    match (node.tier(), node.parent()) {
+        (Tier::Village, Some(parent)) => parent,
+        _ => node.clone(),
+    }
+}
+
+/// The township end of a trip between `origin` and `destination` (the end that is not the
+/// county), when they are division codes.
+fn township_end(origin: &str, destination: &str) -> Option<NodeId> {
+    match (NodeId::new(origin).ok(), NodeId::new(destination).ok()) {
+        (Some(o), Some(d)) if o.tier() == Tier::County => Some(d),
+        (Some(o), _) => Some(o),
+        (None, Some(d)) => Some(d),
+        _ => None,
     }
 }
 
