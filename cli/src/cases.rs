@@ -280,6 +280,9 @@ impl Cases {
             .map_err(|s| self.conn.explain(s))?
             .into_inner();
         println!("{}: {}, held by {}", after.case_number, after.state_label, after.holder);
+        if !after.paper_warning.is_empty() {
+            println!("warning: {}", after.paper_warning);
+        }
         Ok(())
     }
 }

@@ -9,7 +9,8 @@
 //!   event-time order, and the normal trip raises no anomaly;
 //! - an offline courier's queue uploaded at two nodes (and twice at one) is recorded once:
 //!   second uploads answer DUPLICATE, every tier lists each scan once, and a skipped device
-//!   number shows as a device sequence gap at the county and the township until it turns up;
+//!   number shows as a device sequence gap at the county (the node that receives every scan of a
+//!   device) until it turns up;
 //! - each anomaly kind is raised by the situation that causes it, and by nothing else, at the
 //!   township concerned and at the county; a normal day's round raises none;
 //! - the waiting anomalies appear exactly when the node clock passes their limits;
@@ -19,7 +20,9 @@
 //! - an error declaration voids the scan it corrects, and a voided departure returns the box;
 //! - `WhereIs(case)` agrees at the county, the township and the village, and the village
 //!   answers while its link is down;
-//! - bad input is refused and changes nothing, and who may call what is enforced.
+//! - bad input is refused and changes nothing, and who may call what is enforced;
+//! - the county back office may not decide an item that requires its originals at the county
+//!   until they have arrived (the refusal says where they are), and is warned for other items.
 //!
 //! Scans are dated from a base three hours ago (the devices' clocks); the node clocks are frozen
 //! with a shared `ManualClock` where waiting time matters, so no result depends on how fast the
@@ -1957,4 +1960,190 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     ops::assert_no_alarms(&cluster, &cluster.ids()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Cases and boxes meet: paper before the county's decision
+// ---------------------------------------------------------------------------------------------
+
+/// A `Cases` client for the clerk of `place`.
+async fn cases_at(
+    cluster: &Cluster,
+    place: &str,
+) -> tongban_proto::v1::cases_client::CasesClient<tonic::transport::Channel> {
+    tongban_proto::v1::cases_client::CasesClient::new(ops::channel_as(cluster, &id(place), &clerk(place)).await)
+}
+
+async fn act(
+    client: &mut tongban_proto::v1::cases_client::CasesClient<tonic::transport::Channel>,
+    case_id: &str,
+    action: pb::case_action::Action,
+) -> Result<pb::CaseSummary, tonic::Status> {
+    client
+        .act(pb::ActRequest {
+            case_id: case_id.to_owned(),
+            action: Some(pb::CaseAction { action: Some(action) }),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Submits `item` at `intake` (the village or the township), registers one original there,
+/// takes the case through the township to the county back office (in review there); returns
+/// (case id, document id).
+async fn case_in_county_review(
+    cluster: &Cluster,
+    intake: &'static str,
+    item: &str,
+    tag: &str,
+    at_ms: i64,
+) -> (String, String) {
+    use pb::case_action::Action as A;
+    use tongban_proto::v1::case_action as act_;
+    let mut at_intake = cases_at(cluster, intake).await;
+    let case_id = at_intake
+        .submit(pb::SubmitCaseRequest {
+            item_code: item.to_owned(),
+            applicant_kind: pb::ApplicantKind::Person as i32,
+            applicant_name: "钟秀英".to_owned(),
+            applicant_id_number: "441424198805051234".to_owned(),
+            applicant_phone: String::new(),
+            accept_on_the_spot: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case_id;
+    let doc = format!("doc-{tag}");
+    let mut desk = Device::desk(intake, &format!("desk-{tag}"));
+    let scan = desk.register_document(at_ms, document(&doc, &case_id, DocumentKind::Original, "户口簿原件"));
+    upload_recorded(cluster, intake, &desk.principal, vec![scan]).await;
+    let from_village = intake == VILLAGE;
+    if from_village {
+        act(&mut at_intake, &case_id, A::Forward(act_::Forward {}))
+            .await
+            .unwrap();
+    }
+    let mut township = cases_at(cluster, T1).await;
+    let steps_at = |node: &'static str, steps: u32| {
+        let case_id = case_id.clone();
+        async move {
+            wait_for(TIMEOUT, &format!("{node} to hold {steps} steps of the case"), || {
+                let case_id = case_id.clone();
+                async move {
+                    let mut c = cases_at(cluster, node).await;
+                    let got = c
+                        .get(pb::GetCaseRequest {
+                            key: Some(pb::get_case_request::Key::CaseId(case_id)),
+                        })
+                        .await
+                        .map(|r| r.into_inner().summary.map(|s| s.steps).unwrap_or(0))
+                        .unwrap_or(0);
+                    if got >= steps {
+                        Ok(())
+                    } else {
+                        Err(format!("{got} steps"))
+                    }
+                }
+            })
+            .await;
+        }
+    };
+    steps_at(T1, if from_village { 2 } else { 1 }).await;
+    for action in [
+        A::Receive(act_::Receive {}),
+        A::Accept(act_::Accept { terms: None }),
+        A::HandOver(act_::HandOver { to: COUNTY.to_owned() }),
+    ] {
+        act(&mut township, &case_id, action).await.unwrap();
+    }
+    steps_at(COUNTY, if from_village { 5 } else { 4 }).await;
+    wait_case_documents(cluster, COUNTY, &case_id, 1).await;
+    let mut county = cases_at(cluster, COUNTY).await;
+    for action in [
+        A::StartHandling(act_::StartHandling {}),
+        A::SubmitForReview(act_::SubmitForReview {}),
+    ] {
+        act(&mut county, &case_id, action).await.unwrap();
+    }
+    (case_id, doc)
+}
+
+fn decide(seal: pb::SealType) -> pb::case_action::Action {
+    pb::case_action::Action::Decide(tongban_proto::v1::case_action::Decide {
+        approve: true,
+        reason: "材料齐全".to_owned(),
+        seal: seal as i32,
+        impressions: 1,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_county_decides_after_the_originals_arrive_when_the_item_requires_them() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = custody_tree(dir.path(), false).await;
+    let t0 = base_ms();
+
+    // T-DESK-T1 is not delegated and requires its originals at the county.
+    let (case_id, doc) = case_in_county_review(&cluster, VILLAGE, "T-DESK-T1", "paper-block", t0).await;
+    let mut county = cases_at(&cluster, COUNTY).await;
+    let refused = act(&mut county, &case_id, decide(pb::SealType::County))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains(&doc) && refused.message().contains(VILLAGE),
+        "the refusal says which original is missing and where it is: {}",
+        refused.message()
+    );
+    // Nothing moved: the case is still in review at the county.
+    let detail = county
+        .get(pb::GetCaseRequest {
+            key: Some(pb::get_case_request::Key::CaseId(case_id.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.summary.unwrap().state, pb::CaseStateKind::Review as i32);
+
+    // The original travels township → county in a box; then the decision goes through.
+    let trip = Trip::new("box-paper", "trip-paper", T1, COUNTY, &[doc.as_str()]);
+    let mut sender = Device::desk(T1, "desk-paper-t1");
+    let mut pda = Device::handheld(T1, "pda-paper");
+    let mut receiver = Device::desk(COUNTY, "desk-paper-county");
+    let m = |n: i64| t0 + n * MINUTE;
+    let scans = vec![
+        sender.pack(m(10), &trip),
+        sender.seal(m(11), &trip),
+        sender.release_to_courier(m(12), &trip, &courier(T1, "pda-paper")),
+    ];
+    upload_recorded(&cluster, T1, &sender.principal, scans).await;
+    let scans = vec![
+        pda.courier_accept(m(13), &trip),
+        pda.release_at_destination(m(40), &trip, &clerk(COUNTY)),
+    ];
+    upload_recorded(&cluster, COUNTY, &pda.principal, scans).await;
+    let scans = vec![
+        receiver.destination_accept(m(41), &trip, &trip.seal, true),
+        receiver.unpack(m(42), &trip, &[doc.clone()]),
+    ];
+    upload_recorded(&cluster, COUNTY, &receiver.principal, scans).await;
+    let decided = act(&mut county, &case_id, decide(pb::SealType::County)).await.unwrap();
+    assert_eq!(decided.state, pb::CaseStateKind::Decision as i32);
+    assert_eq!(decided.paper_warning, "", "every original has arrived");
+
+    // T-T1 is entrusted (taken at the township window) and does not require its originals at the
+    // county: the decision goes through with a warning saying where they are.
+    let (case_id, doc) = case_in_county_review(&cluster, T1, "T-T1", "paper-warn", t0 + HOUR).await;
+    let decided = act(&mut county, &case_id, decide(pb::SealType::EntrustedApproval))
+        .await
+        .unwrap();
+    assert_eq!(decided.state, pb::CaseStateKind::Decision as i32);
+    assert!(
+        decided.paper_warning.contains(&doc) && decided.paper_warning.contains(T1),
+        "the warning says which original is elsewhere: {:?}",
+        decided.paper_warning
+    );
+    cluster.stop_all().await;
 }

@@ -236,13 +236,46 @@ impl cases_server::Cases for CasesApi {
         }
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let kind = action.kind();
+        // Paper before a decision at the county: the back office must know whether the
+        // originals have arrived. It is a warning on the reply by default, and a refusal when
+        // the item says its originals must travel to the county.
+        let mut paper_warning = String::new();
+        if matches!(action, CaseAction::Decide { .. }) && here.tier() == crate::ids::Tier::County {
+            let elsewhere = self
+                .store
+                .originals_elsewhere(&id.to_string())
+                .await
+                .map_err(internal)?;
+            if !elsewhere.is_empty() {
+                let must_travel = self
+                    .store
+                    .catalogue_item(&view.terms.implementation_code)
+                    .await
+                    .map_err(internal)?
+                    .is_some_and(|item| item.originals_to_county);
+                let sentence = format!(
+                    "the paper originals of case {} have not all arrived at {here}: {}",
+                    view.number,
+                    elsewhere.join("; ")
+                );
+                if must_travel {
+                    return Err(Status::failed_precondition(format!(
+                        "{sentence}. Item {} requires its originals at the county before the decision",
+                        view.terms.item_code
+                    )));
+                }
+                paper_warning = sentence;
+            }
+        }
         let view = self
             .store
             .act_on_case(&id, action, &principal)
             .await
             .map_err(case_status)?;
         tracing::info!(case = %view.id, action = kind.as_str(), state = %view.state, holder = %view.holder, "case step");
-        Ok(Response::new(wire::summary(&view)))
+        let mut summary = wire::summary(&view);
+        summary.paper_warning = paper_warning;
+        Ok(Response::new(summary))
     }
 
     async fn get(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::CaseDetail>, Status> {

@@ -507,6 +507,7 @@ pub fn summary(view: &CaseView) -> pb::CaseSummary {
         submitted_unix_ms: view.submitted_ms as i64,
         updated_unix_ms: updated as i64,
         steps: view.history.len() as u32,
+        paper_warning: String::new(),
     }
 }
 

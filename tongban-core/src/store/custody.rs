@@ -1076,6 +1076,37 @@ impl Store {
         Ok(out)
     }
 
+    /// The case's registered paper originals that are not at this node now, each with a
+    /// sentence saying where it is (empty when every original is here or none is registered).
+    pub async fn originals_elsewhere(&self, case_id: &str) -> Result<Vec<String>, StoreError> {
+        let originals: Vec<String> = sqlx::query_scalar(
+            "SELECT document_id FROM custody_documents WHERE case_id = $1 AND kind = $2 ORDER BY document_id",
+        )
+        .bind(case_id.to_owned())
+        .bind(pb::DocumentKind::Original as i64)
+        .fetch_all(self.pool())
+        .await?;
+        let mut elsewhere = Vec::new();
+        for doc in originals {
+            let w = match self.where_is_document(&doc).await {
+                Ok(w) => w,
+                Err(CustodyError::Store(e)) => return Err(e),
+                Err(_) => continue,
+            };
+            let l = &w.location;
+            if l.place == self.node().as_str() && l.container.is_empty() {
+                continue;
+            }
+            let held = if l.container.is_empty() {
+                format!("at {}", l.place)
+            } else {
+                format!("in box {} ({}), {}", l.container, l.custodian, l.place)
+            };
+            elsewhere.push(format!("original {doc} is {held}"));
+        }
+        Ok(elsewhere)
+    }
+
     /// Every scan this node holds (or those of one box / one case's documents), oldest first,
     /// with whether an error declaration took it back, for the EPCIS export.
     pub async fn scans_for_export(
