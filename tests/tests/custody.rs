@@ -2126,7 +2126,7 @@ async fn the_county_decides_after_the_originals_arrive_when_the_item_requires_th
     upload_recorded(&cluster, COUNTY, &pda.principal, scans).await;
     let scans = vec![
         receiver.destination_accept(m(41), &trip, &trip.seal, true),
-        receiver.unpack(m(42), &trip, &[doc.clone()]),
+        receiver.unpack(m(42), &trip, std::slice::from_ref(&doc)),
     ];
     upload_recorded(&cluster, COUNTY, &receiver.principal, scans).await;
     let decided = act(&mut county, &case_id, decide(pb::SealType::County)).await.unwrap();
