@@ -148,114 +148,197 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
     Ok(())
 }
 
+/// One scan folded in the open transaction, waiting for [`flush_scans`].
+#[derive(Clone)]
+struct StagedScan {
+    scan: pb::Scan,
+    bytes: Vec<u8>,
+    township: String,
+    recorded_at: String,
+    recorded_ms: i64,
+}
+
+/// Scans folded in the open transaction, written by [`flush_scans`] in multi-row statements:
+/// a batch of 1,000 scans is a handful of statements instead of several per scan.
+#[derive(Clone, Default)]
+pub(super) struct PendingScans {
+    staged: Vec<StagedScan>,
+    // Ids staged so far, with their bytes: a second copy within the same batch is judged here.
+    ids: HashMap<String, usize>,
+    conflicts: Vec<(pb::Scan, String, String)>,
+}
+
 /// Folds a `CustodyScan`. Never refuses a well-formed scan: a duplicate is a no-op, a
-/// conflicting copy is kept as evidence.
-pub(super) async fn fold_scan(
-    tx: &mut Transaction<'static, Any>,
+/// conflicting copy is kept as evidence. The rows are written by [`flush_scans`].
+pub(super) fn fold_scan(
     event: &CheckedEvent,
     body: &pb::CustodyScan,
-) -> Result<Result<(), String>, StoreError> {
+    pending: &mut PendingScans,
+) -> Result<(), String> {
     let Some(scan) = body.scan.as_ref() else {
-        return Ok(Err("custody record without a scan".into()));
+        return Err("custody record without a scan".into());
     };
     if let Err(reason) = check_scan(scan) {
-        return Ok(Err(format!("scan {:?} is malformed: {reason}", scan.scan_id)));
+        return Err(format!("scan {:?} is malformed: {reason}", scan.scan_id));
     }
     let bytes = scan.encode_to_vec();
     let township = event.route_key.to_string();
-    let recorded_ms = body.received_unix_ms;
-    let step = step_of(scan);
-    let inserted = sqlx::query(
-        "INSERT INTO custody_scans (scan_id, device_id, device_seq, scanned_ms, step, principal, box_id, trip_id, \
-         township, corrects, recorded_at, recorded_ms, scan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13) ON CONFLICT (scan_id) DO NOTHING",
-    )
-    .bind(scan.scan_id.clone())
-    .bind(scan.device_id.clone())
-    .bind(scan.device_seq as i64)
-    .bind(scan.scanned_unix_ms)
-    .bind(scan.step as i64)
-    .bind(scan.principal.clone())
-    .bind(scan.box_id.clone())
-    .bind(scan.trip_id.clone())
-    .bind(township.clone())
-    .bind(scan.corrects_scan_id.clone())
-    .bind(body.recorded_at.clone())
-    .bind(recorded_ms)
-    .bind(bytes.clone())
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        let existing: Vec<u8> = sqlx::query_scalar("SELECT scan FROM custody_scans WHERE scan_id = $1")
-            .bind(scan.scan_id.clone())
-            .fetch_one(&mut **tx)
-            .await?;
-        if existing != bytes {
-            record_conflict(
-                tx,
-                scan,
-                &township,
-                &body.recorded_at,
-                "a second copy of this scan id differs from the one recorded first",
-            )
-            .await?;
+    if let Some(&first) = pending.ids.get(&scan.scan_id) {
+        if pending.staged[first].bytes != bytes {
+            pending
+                .conflicts
+                .push((scan.clone(), township, body.recorded_at.clone()));
         }
-        return Ok(Ok(()));
+        return Ok(());
     }
-    // The objects the scan is about.
-    let mut objects: BTreeSet<&str> = scan.document_ids.iter().map(String::as_str).collect();
-    if !scan.box_id.is_empty() {
-        objects.insert(&scan.box_id);
+    pending.ids.insert(scan.scan_id.clone(), pending.staged.len());
+    pending.staged.push(StagedScan {
+        scan: scan.clone(),
+        bytes,
+        township,
+        recorded_at: body.recorded_at.clone(),
+        recorded_ms: body.received_unix_ms,
+    });
+    Ok(())
+}
+
+/// Rows per multi-row statement: 13 columns × 1,000 rows stays under SQLite's parameter limit.
+const SCAN_ROWS: usize = 1_000;
+
+/// Writes the scans staged in this transaction: new ones with their object index, document and
+/// box registers; for ids already stored, a conflict when the content differs.
+pub(super) async fn flush_scans(
+    tx: &mut Transaction<'static, Any>,
+    pending: &mut PendingScans,
+    backend: super::Backend,
+) -> Result<(), StoreError> {
+    let staged = std::mem::take(&mut pending.staged);
+    pending.ids.clear();
+    for (scan, township, recorded_at) in std::mem::take(&mut pending.conflicts) {
+        record_conflict(
+            tx,
+            &scan,
+            &township,
+            &recorded_at,
+            "a second copy of this scan id differs from the one recorded first",
+        )
+        .await?;
     }
-    if let Some(doc) = &scan.document {
-        objects.insert(&doc.document_id);
-    }
-    if !objects.is_empty() {
-        let mut sql = String::from("INSERT INTO custody_objects (object_id, scan_id) VALUES ");
-        for i in 0..objects.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+    for chunk in staged.chunks(SCAN_ROWS) {
+        // Ids already stored (usually none: replicas and re-uploads are the exception). Asked
+        // first so only those rows come back; a row per inserted scan through RETURNING would
+        // cost a thread hand-off each in sqlx's SQLite driver.
+        let list = super::value_rows(1, chunk.len(), backend);
+        let sql = format!("SELECT scan_id, scan FROM custody_scans WHERE scan_id IN {list}");
+        let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
+        for st in chunk {
+            query = query.bind(st.scan.scan_id.clone());
         }
-        sql.push_str(" ON CONFLICT (object_id, scan_id) DO NOTHING");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for object in &objects {
-            query = query.bind(object.to_string()).bind(scan.scan_id.clone());
-        }
-        query.execute(&mut **tx).await?;
-    }
-    match step {
-        CustodyStep::RegisterDocument => {
-            if let Some(doc) = &scan.document {
-                sqlx::query(
-                    "INSERT INTO custody_documents (document_id, case_id, kind, pages, title, registered_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (document_id) DO NOTHING",
+        let stored: HashMap<String, Vec<u8>> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+        for st in chunk {
+            if let Some(existing) = stored.get(&st.scan.scan_id)
+                && *existing != st.bytes
+            {
+                record_conflict(
+                    tx,
+                    &st.scan,
+                    &st.township,
+                    &st.recorded_at,
+                    "a second copy of this scan id differs from the one recorded first",
                 )
-                .bind(doc.document_id.clone())
-                .bind(doc.case_id.clone())
-                .bind(doc.kind as i64)
-                .bind(i64::from(doc.pages))
-                .bind(doc.title.clone())
-                .bind(body.recorded_at.clone())
-                .execute(&mut **tx)
                 .await?;
             }
         }
-        CustodyStep::RegisterBox => {
-            sqlx::query(
-                "INSERT INTO custody_boxes (box_id, label, registered_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (box_id) DO NOTHING",
-            )
-            .bind(scan.box_id.clone())
-            .bind(scan.box_label.clone())
-            .bind(body.recorded_at.clone())
-            .execute(&mut **tx)
-            .await?;
+        let new: Vec<&StagedScan> = chunk
+            .iter()
+            .filter(|st| !stored.contains_key(&st.scan.scan_id))
+            .collect();
+        if new.is_empty() {
+            continue;
         }
-        _ => {}
+        let sql = format!(
+            "INSERT INTO custody_scans (scan_id, device_id, device_seq, scanned_ms, step, principal, box_id, trip_id, \
+             township, corrects, recorded_at, recorded_ms, scan) VALUES {}",
+            super::value_rows(new.len(), 13, backend)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for st in &new {
+            let s = &st.scan;
+            query = query
+                .bind(s.scan_id.clone())
+                .bind(s.device_id.clone())
+                .bind(s.device_seq as i64)
+                .bind(s.scanned_unix_ms)
+                .bind(s.step as i64)
+                .bind(s.principal.clone())
+                .bind(s.box_id.clone())
+                .bind(s.trip_id.clone())
+                .bind(st.township.clone())
+                .bind(s.corrects_scan_id.clone())
+                .bind(st.recorded_at.clone())
+                .bind(st.recorded_ms)
+                .bind(st.bytes.clone());
+        }
+        query.execute(&mut **tx).await?;
+        // The objects each new scan is about.
+        let mut objects: Vec<(String, String)> = Vec::new();
+        for st in &new {
+            let s = &st.scan;
+            let mut about: BTreeSet<&str> = s.document_ids.iter().map(String::as_str).collect();
+            if !s.box_id.is_empty() {
+                about.insert(&s.box_id);
+            }
+            if let Some(doc) = &s.document {
+                about.insert(&doc.document_id);
+            }
+            objects.extend(about.into_iter().map(|o| (o.to_owned(), s.scan_id.clone())));
+        }
+        for rows in objects.chunks(SCAN_ROWS * 6) {
+            let sql = format!(
+                "INSERT INTO custody_objects (object_id, scan_id) VALUES {} ON CONFLICT (object_id, scan_id) DO NOTHING",
+                super::value_rows(rows.len(), 2, backend)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (object, scan_id) in rows {
+                query = query.bind(object.clone()).bind(scan_id.clone());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        for st in &new {
+            let s = &st.scan;
+            match step_of(s) {
+                CustodyStep::RegisterDocument => {
+                    if let Some(doc) = &s.document {
+                        sqlx::query(
+                            "INSERT INTO custody_documents (document_id, case_id, kind, pages, title, registered_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (document_id) DO NOTHING",
+                        )
+                        .bind(doc.document_id.clone())
+                        .bind(doc.case_id.clone())
+                        .bind(doc.kind as i64)
+                        .bind(i64::from(doc.pages))
+                        .bind(doc.title.clone())
+                        .bind(st.recorded_at.clone())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                CustodyStep::RegisterBox => {
+                    sqlx::query(
+                        "INSERT INTO custody_boxes (box_id, label, registered_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (box_id) DO NOTHING",
+                    )
+                    .bind(s.box_id.clone())
+                    .bind(s.box_label.clone())
+                    .bind(st.recorded_at.clone())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 async fn record_conflict(

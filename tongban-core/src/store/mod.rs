@@ -121,6 +121,8 @@ struct WriterState {
     calendar: Arc<CalendarInForce>,
     // Case views folded in the open transaction, written back before it commits.
     cases: cases::PendingCases,
+    // Custody scans folded in the open transaction, written in multi-row statements.
+    scans: custody::PendingScans,
 }
 
 /// Outcome of applying one batch received from a peer.
@@ -261,6 +263,7 @@ impl Store {
                 catalogue,
                 calendar,
                 cases: Default::default(),
+                scans: Default::default(),
             }),
             committed,
             recent: recent::RecentEvents::new(last_local as u64 + 1, recent_budget),
@@ -481,10 +484,11 @@ impl Store {
         Ok(Ok(()))
     }
 
-    /// Writes back the case views folded so far in this transaction.
+    /// Writes back the case views and custody scans folded so far in this transaction.
     async fn flush_cases(&self, tx: &mut Transaction<'static, Any>, state: &mut WriterState) -> Result<(), StoreError> {
         let thresholds = self.warning_thresholds();
-        cases::flush_cases(tx, &mut state.cases, &state.calendar.calendar, &thresholds).await
+        cases::flush_cases(tx, &mut state.cases, &state.calendar.calendar, &thresholds).await?;
+        custody::flush_scans(tx, &mut state.scans, self.backend).await
     }
 
     /// Applies a batch received from `peer` and moves that link's cursor to `through`, all in one
@@ -506,6 +510,7 @@ impl Store {
             catalogue: writer.catalogue.clone(),
             calendar: writer.calendar.clone(),
             cases: Default::default(),
+            scans: Default::default(),
         };
         let known = existing_hashes(&mut tx, &batch).await?;
         let mut seen_in_batch = std::collections::HashMap::new();
@@ -603,7 +608,7 @@ impl Store {
             }
             Body::CaseStep(body) => cases::fold_step(tx, event, body, &state.calendar.calendar, &mut state.cases).await,
             Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
-            Body::CustodyScan(body) => custody::fold_scan(tx, event, body).await,
+            Body::CustodyScan(body) => Ok(custody::fold_scan(event, body, &mut state.scans)),
             Body::AnomalyNote(body) => custody::fold_note(tx, event, body).await,
             Body::CalendarPublished(body) => Ok(calendar::fold_published(tx, event, body)
                 .await?
@@ -821,6 +826,33 @@ const EVENT_COLUMNS: usize = 14;
 /// `INSERT INTO events (...) VALUES (...), (...)` for `rows` rows: `?` placeholders on SQLite,
 /// `$1 ... $n` on PostgreSQL (which rejects `?`). SQLite treats `$n` as a *named* parameter and
 /// resolves each name by a search, which costs O(n²) over the thousands in one statement.
+/// `rows` tuples of `columns` placeholders, "(?, ?), (?, ?)" on SQLite and "($1, $2), ($3, $4)"
+/// on PostgreSQL. Positional `?` matters on SQLite: binding by the name `$n` looks the name up
+/// among all parameters, which makes a thousand-row statement quadratic.
+pub(super) fn value_rows(rows: usize, columns: usize, backend: Backend) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + col + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(200 + rows * EVENT_COLUMNS * 6);
     sql.push_str(
