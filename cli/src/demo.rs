@@ -3,7 +3,8 @@
 //! catalogue's first delegation batch, then the second; one township is killed while the first
 //! version is still spreading and restarted after the second; the demo waits until every node
 //! holds the latest version with the same hash and prints what each tier sees. Then clerks run a
-//! working week of cases on the tree (`demo_week.rs`).
+//! working week of cases on the tree (`demo_week.rs`), and couriers carry those cases' paper
+//! files in daily box runs between the county and its townships (`demo_boxes.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -211,6 +212,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     crate::demo_week::run(&cluster)
         .await
         .context("the working week of cases")?;
+    crate::demo_boxes::run(&cluster).await.context("the daily box runs")?;
     println!("demo finished in {:.1?}", started.elapsed());
 
     if args.keep {

@@ -11,6 +11,7 @@ mod commands;
 mod courier;
 mod custody;
 mod demo;
+mod demo_boxes;
 mod demo_week;
 mod harness;
 mod oversight;
