@@ -21,13 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Weekday};
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, NaiveTime};
 use tongban_core::calendar::{ManualClock, shanghai_date};
 use tongban_core::cluster::{Cluster, wait_until};
 use tongban_core::ids::{NodeId, Tier};
 use tongban_core::pki::Principal;
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial, explain_status};
+use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_core::wuhua;
 use tongban_proto::v1::{
     self as pb, AnomalyState, CustodyStep, DocumentKind, cases_client::CasesClient, custody_client::CustodyClient,
@@ -36,6 +36,7 @@ use tongban_proto::v1::{
 use tonic::transport::{Channel, Endpoint};
 
 use crate::commands::cell;
+use crate::demo_week::{day_label, rpc_error, width};
 
 /// Box-run days: the first working day on the demo's clock after the week, and the next ones.
 const DAYS: usize = 4;
@@ -1825,10 +1826,6 @@ async fn connect(cluster: &Cluster, node: &NodeId, who: &Principal) -> Result<Ch
     Ok(channel)
 }
 
-fn rpc_error(status: &tonic::Status, node: &NodeId) -> anyhow::Error {
-    anyhow!(explain_status(status, &format!("node {node}")))
-}
-
 /// `hour:minute` on `date` in Asia/Shanghai, as Unix ms (minutes may run past 60).
 fn at(date: NaiveDate, hour: i64, minute: i64) -> i64 {
     date.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - SHANGHAI_OFFSET + hour * HOUR + minute * MINUTE
@@ -1852,20 +1849,6 @@ fn township_name_str(code: &str) -> String {
     }
 }
 
-/// `Mon 2026-05-11 周一`.
-fn day_label(date: NaiveDate) -> String {
-    let zh = match date.weekday() {
-        Weekday::Mon => "周一",
-        Weekday::Tue => "周二",
-        Weekday::Wed => "周三",
-        Weekday::Thu => "周四",
-        Weekday::Fri => "周五",
-        Weekday::Sat => "周六",
-        Weekday::Sun => "周日",
-    };
-    format!("{} {date} {zh}", date.format("%a"))
-}
-
 /// The day table: what the runs did, then where the paper files are at 19:00 (the county's
 /// where-is once every tier agrees), then the anomalies open or explained.
 const DAY_COLUMNS: [&str; 11] = [
@@ -1882,10 +1865,6 @@ const DAY_COLUMNS: [&str; 11] = [
     "anomalies",
 ];
 const DAY_LABEL: usize = 21;
-
-fn width(text: &str) -> usize {
-    unicode_width::UnicodeWidthStr::width(text)
-}
 
 fn day_header() -> String {
     let cells: Vec<String> = DAY_COLUMNS.iter().map(|h| format!(" {h}")).collect();

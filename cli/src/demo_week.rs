@@ -1250,7 +1250,7 @@ fn action_name(action: &A) -> String {
     debug.split('(').next().unwrap_or("action").to_owned()
 }
 
-fn rpc_error(status: &tonic::Status, node: &NodeId) -> anyhow::Error {
+pub(crate) fn rpc_error(status: &tonic::Status, node: &NodeId) -> anyhow::Error {
     anyhow!(explain_status(status, &format!("node {node}")))
 }
 
@@ -1290,7 +1290,7 @@ fn id_number(index: usize) -> String {
 }
 
 /// `Mon 2026-05-11 周一`.
-fn day_label(date: NaiveDate) -> String {
+pub(crate) fn day_label(date: NaiveDate) -> String {
     let zh = match date.weekday() {
         Weekday::Mon => "周一",
         Weekday::Tue => "周二",
@@ -1373,7 +1373,8 @@ const RATING_HEADERS: [&str; 8] = [
     "on time",
 ];
 
-fn width(text: &str) -> usize {
+/// Display columns of `text` (CJK characters take two).
+pub(crate) fn width(text: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(text)
 }
 
