@@ -32,6 +32,15 @@ pub const HOUR: i64 = 60 * MINUTE;
 /// The county, township [`T1`] and [`VILLAGE`] (and [`OTHER_TOWNSHIP`] when asked), linked and
 /// holding the test catalogue. Links reconnect within a second.
 pub async fn custody_tree(dir: &std::path::Path, with_other_township: bool) -> Cluster {
+    custody_tree_on(dir, with_other_township, Vec::new()).await
+}
+
+/// [`custody_tree`] with some nodes on other stores (e.g. the county on PostgreSQL).
+pub async fn custody_tree_on(
+    dir: &std::path::Path,
+    with_other_township: bool,
+    stores: Vec<(tongban_core::ids::NodeId, tongban_core::store::StoreLocation)>,
+) -> Cluster {
     let mut ids = vec![id(COUNTY), id(T1), id(VILLAGE)];
     if with_other_township {
         ids.push(id(OTHER_TOWNSHIP));
@@ -40,7 +49,7 @@ pub async fn custody_tree(dir: &std::path::Path, with_other_township: bool) -> C
         max_backoff_secs: 1,
         ..SyncConfig::default()
     };
-    let mut cluster = tree::cluster(dir, &ids, Vec::new(), sync).await;
+    let mut cluster = tree::cluster(dir, &ids, stores, sync).await;
     tree::start_linked(&mut cluster).await;
     let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &small_catalogue(), "custody").await;
     assert_eq!(imported.version, 1, "the custody tree's catalogue");

@@ -35,9 +35,9 @@ use std::time::Duration;
 
 use tests::custody::{
     Device, HOUR, MINUTE, OTHER_TOWNSHIP, Trip, VILLAGE, base_ms, box_whereabouts, clerk, courier, custody_as,
-    custody_tree, document, document_whereabouts, events_stored, freeze_clocks, list_anomalies, note_anomaly,
-    open_anomalies, submit_case, try_box_history, try_upload, try_where_is, upload, upload_recorded, wait_box_scans,
-    wait_case_documents,
+    custody_tree, custody_tree_on, document, document_whereabouts, events_stored, freeze_clocks, list_anomalies,
+    note_anomaly, open_anomalies, submit_case, try_box_history, try_upload, try_where_is, upload, upload_recorded,
+    wait_box_scans, wait_case_documents,
 };
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, id, ops, setup};
@@ -158,15 +158,33 @@ async fn anomaly_summary(cluster: &Cluster, node: &str) -> Vec<(String, String, 
 async fn a_full_round_trip_county_township_with_verified_locations() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    let cluster = custody_tree(dir.path(), false).await;
+    round_trip(&custody_tree(dir.path(), false).await).await;
+}
+
+/// The same round trip with the county's store on PostgreSQL: the multi-row scan statements,
+/// the object index and the where-is queries on the other backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_round_trip_with_the_county_on_postgresql() {
+    setup();
+    let Some((_pg, stores)) = tests::pg::county_on_postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = custody_tree_on(dir.path(), false, stores).await;
+    assert_eq!(ops::status(&cluster, &id(COUNTY)).await.storage, "postgresql");
+    round_trip(&cluster).await;
+}
+
+/// Out county → township and back, every location checked at the county after every step.
+async fn round_trip(cluster: &Cluster) {
     let base = base_ms();
     let t = |m: i64| base + m * MINUTE;
     // Every node's "now" after the last scan, and frozen: no waiting limit is ever passed.
-    freeze_clocks(&cluster, t(150));
+    freeze_clocks(cluster, t(150));
 
     let (d1, d2, d3) = ("DOC-RT-1", "DOC-RT-2", "DOC-RT-3");
     let case_id = village_case_with_papers(
-        &cluster,
+        cluster,
         t(0),
         &[
             (d1, DocumentKind::Original, "户口簿原件"),
@@ -180,17 +198,14 @@ async fn a_full_round_trip_county_township_with_verified_locations() {
     let courier_who = pda.who();
     let (county, township) = (node(COUNTY), node(T1));
     let bx = "BOX-RT";
-    let watch = CountyWatch {
-        cluster: &cluster,
-        doc: d1,
-    };
+    let watch = CountyWatch { cluster, doc: d1 };
 
     // Before anything moves: registered, and so verified, at the village.
-    let registered = document_whereabouts(&cluster, COUNTY, d1).await;
+    let registered = document_whereabouts(cluster, COUNTY, d1).await;
     assert_eq!(at(&registered), expect("", "", &node(VILLAGE), "", VILLAGE, true, t(0)));
     assert_eq!(registered.location.as_ref().unwrap().case_id, case_id);
     let registered_box = vec![county_desk.register_box(t(5), bx)];
-    upload_recorded(&cluster, COUNTY, &county_desk.principal, registered_box).await;
+    upload_recorded(cluster, COUNTY, &county_desk.principal, registered_box).await;
 
     // Out: county → township.
     let out = Trip::new(bx, "TRIP-RT-OUT", COUNTY, T1, &[d1, d2]);
@@ -248,8 +263,8 @@ async fn a_full_round_trip_county_township_with_verified_locations() {
     // Back: the township registers the result certificate and sends everything to the county.
     let result = document(d3, &case_id, DocumentKind::ResultCertificate, "宅基地批准书");
     let registered_result = vec![township_desk.register_document(t(70), result)];
-    upload_recorded(&cluster, T1, &township_desk.principal, registered_result).await;
-    wait_case_documents(&cluster, COUNTY, &case_id, 3).await;
+    upload_recorded(cluster, T1, &township_desk.principal, registered_result).await;
+    wait_case_documents(cluster, COUNTY, &case_id, 3).await;
     let back = Trip::new(bx, "TRIP-RT-BACK", T1, COUNTY, &[d1, d2, d3]);
     let scans = vec![township_desk.pack(t(80), &back)];
     let packed = expect(bx, &back.trip_id, &township, "", T1, true, t(80));
@@ -307,7 +322,7 @@ async fn a_full_round_trip_county_township_with_verified_locations() {
         .await;
 
     // The chain of DOC-RT-1: every link, oldest first, custody moving only on acceptance.
-    let chain = document_whereabouts(&cluster, COUNTY, d1).await.chain;
+    let chain = document_whereabouts(cluster, COUNTY, d1).await.chain;
     let seen: Vec<(String, i32, String, bool, String)> = chain
         .iter()
         .map(|l| {
@@ -357,7 +372,7 @@ async fn a_full_round_trip_county_township_with_verified_locations() {
     assert!(chain.iter().all(|l| !l.voided), "nothing was voided: {chain:#?}");
 
     // The box's two trips, both over.
-    let history = try_box_history(&cluster, COUNTY, bx).await.unwrap();
+    let history = try_box_history(cluster, COUNTY, bx).await.unwrap();
     let trips: Vec<(String, String, String, String, Vec<String>)> = history
         .trips
         .iter()
@@ -391,25 +406,25 @@ async fn a_full_round_trip_county_township_with_verified_locations() {
         ]
     );
     // The result certificate came in the box too, scanned out at the county.
-    let certificate = document_whereabouts(&cluster, COUNTY, d3).await;
+    let certificate = document_whereabouts(cluster, COUNTY, d3).await;
     assert_eq!(at(&certificate), expect("", "", &county, "", COUNTY, true, t(125)));
 
     // A normal round trip breaks nothing, at any tier.
     for place in [COUNTY, T1, VILLAGE] {
         wait_box_scans(
-            &cluster,
+            cluster,
             place,
             bx,
             &history.scans.iter().map(|l| l.scan_id.clone()).collect::<Vec<_>>(),
         )
         .await;
-        let listed = anomaly_summary(&cluster, place).await;
+        let listed = anomaly_summary(cluster, place).await;
         assert!(
             listed.is_empty(),
             "a normal round trip raised anomalies at {place}: {listed:#?}"
         );
     }
-    ops::assert_no_alarms(&cluster, &cluster.ids()).await;
+    ops::assert_no_alarms(cluster, &cluster.ids()).await;
 }
 
 // ---------------------------------------------------------------------------------------------
