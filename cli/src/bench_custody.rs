@@ -19,9 +19,7 @@ use tongban_core::config::SyncConfig;
 use tongban_core::ids::NodeId;
 use tongban_core::pki::Principal;
 use tongban_core::store::{Store, StoreLocation};
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_proto::v1::{self as pb, CustodyStep, custody_client::CustodyClient, where_is_request};
-use tonic::transport::{Channel, Endpoint};
 
 pub struct CustodyFigures {
     pub scan_ingest_per_s: f64,
@@ -34,16 +32,6 @@ const TOWNSHIP: &str = "441424100";
 /// Documents per box trip in the where-is store.
 const PER_TRIP: usize = 50;
 const BASE_MS: i64 = 1_790_000_000_000;
-
-async fn channel_as(cluster: &Cluster, node: &NodeId, principal: &Principal) -> Result<Channel> {
-    let issued = cluster.ca().issue(principal)?;
-    let tls = TlsMaterial::from_pem(cluster.ca().cert_pem(), issued.cert_pem, issued.key_pem)?;
-    Ok(Endpoint::from_shared(format!("https://{}", cluster.addr(node)?))?
-        .tls_config(tls.client_config(GENERIC_NODE_NAME))?
-        .tcp_nodelay(true)
-        .connect()
-        .await?)
-}
 
 /// One scan of a device's queue.
 struct Device {
@@ -117,7 +105,7 @@ async fn ingest(dir: &std::path::Path, scans: usize) -> Result<f64> {
             place: township.clone(),
             device: format!("pda-{c:02}"),
         };
-        let client = CustodyClient::new(channel_as(&cluster, &township, &principal).await?)
+        let client = CustodyClient::new(cluster.channel_as(&township, &principal).await?)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
         // The queue as it sits on the handheld: en-route scans of the day's boxes.
@@ -228,8 +216,7 @@ async fn where_is(dir: &std::path::Path, documents: usize, samples: usize) -> Re
         place: county.clone(),
         name: "admin".into(),
     };
-    let mut client =
-        CustodyClient::new(channel_as(&cluster, &county, &admin).await?).max_decoding_message_size(64 << 20);
+    let mut client = CustodyClient::new(cluster.channel_as(&county, &admin).await?).max_decoding_message_size(64 << 20);
     let mut times = Vec::with_capacity(samples);
     for i in 0..samples + 20 {
         let doc = &ids[rand::random_range(0..ids.len())];

@@ -27,13 +27,12 @@ use tongban_core::calendar::{ManualClock, shanghai_date};
 use tongban_core::cluster::{Cluster, wait_until};
 use tongban_core::ids::{NodeId, Tier};
 use tongban_core::pki::Principal;
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_core::wuhua;
 use tongban_proto::v1::{
     self as pb, AnomalyState, CustodyStep, DocumentKind, cases_client::CasesClient, custody_client::CustodyClient,
     where_is_request::Target,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::commands::cell;
 use crate::demo_week::{day_label, rpc_error, width};
@@ -1815,15 +1814,10 @@ fn document_info(paper: &Paper, case: &CaseRef) -> pb::DocumentInfo {
 /// A channel to `node` with a certificate naming `who` (a clerk of that node or a courier),
 /// issued by the tree's CA.
 async fn connect(cluster: &Cluster, node: &NodeId, who: &Principal) -> Result<Channel> {
-    let issued = cluster.ca().issue(who)?;
-    let tls = TlsMaterial::from_pem(cluster.ca().cert_pem(), issued.cert_pem, issued.key_pem)?;
-    let channel = Endpoint::from_shared(format!("https://{}", cluster.addr(node)?))?
-        .tls_config(tls.client_config(GENERIC_NODE_NAME))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
+    cluster
+        .channel_as(node, who)
         .await
-        .with_context(|| format!("connecting to {node} as {who}"))?;
-    Ok(channel)
+        .with_context(|| format!("connecting to {node} as {who}"))
 }
 
 /// `hour:minute` on `date` in Asia/Shanghai, as Unix ms (minutes may run past 60).

@@ -28,14 +28,14 @@ use tongban_core::cluster::{Cluster, wait_until};
 use tongban_core::ids::{NodeId, Tier};
 use tongban_core::node::NodeHandle;
 use tongban_core::pki::Principal;
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial, explain_status};
+use tongban_core::tls::explain_status;
 use tongban_core::wuhua;
 use tongban_proto::v1::{
     self as pb, case_action as act, cases_client::CasesClient, catalogue_client::CatalogueClient,
     node_client::NodeClient, oversight_client::OversightClient, ratings_client::RatingsClient,
     seals_client::SealsClient,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::commands::cell;
 
@@ -1184,15 +1184,10 @@ impl Clerks {
 /// by the tree's CA: cases are submitted and moved only where the operator sits.
 async fn clerk_channel(cluster: &Cluster, node: &NodeId) -> Result<Channel> {
     let clerk = Principal::operator(node.clone(), CLERK)?;
-    let issued = cluster.ca().issue(&clerk)?;
-    let tls = TlsMaterial::from_pem(cluster.ca().cert_pem(), issued.cert_pem, issued.key_pem)?;
-    let channel = Endpoint::from_shared(format!("https://{}", cluster.addr(node)?))?
-        .tls_config(tls.client_config(GENERIC_NODE_NAME))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
+    cluster
+        .channel_as(node, &clerk)
         .await
-        .with_context(|| format!("connecting to {node} as {clerk}"))?;
-    Ok(channel)
+        .with_context(|| format!("connecting to {node} as {clerk}"))
 }
 
 /// The items `node` takes (never immediate ones: they skip the back office), by delegation mode,

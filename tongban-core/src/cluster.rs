@@ -222,16 +222,23 @@ impl Cluster {
 
     /// A TLS channel to a node as the county's operator `admin`.
     pub async fn operator_channel(&self, id: &NodeId) -> Result<Channel, ClusterError> {
-        let addr = self.addr(id)?;
-        let principal = Principal::Operator {
+        let admin = Principal::Operator {
             place: self.county.clone(),
             name: "admin".into(),
         };
-        let issued = self.ca.issue(&principal)?;
+        self.channel_as(id, &admin).await
+    }
+
+    /// A TLS channel to a node as `principal` (a clerk, a courier), with a certificate the
+    /// tree's CA issues for it now; the node is verified as any node of the CA, as the CLI does.
+    pub async fn channel_as(&self, id: &NodeId, principal: &Principal) -> Result<Channel, ClusterError> {
+        let addr = self.addr(id)?;
+        let issued = self.ca.issue(principal)?;
         let tls = TlsMaterial::from_pem(self.ca.cert_pem(), issued.cert_pem, issued.key_pem)?;
         Ok(Endpoint::from_shared(format!("https://{addr}"))?
             .tls_config(tls.client_config(GENERIC_NODE_NAME))?
             .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
             .connect()
             .await?)
     }
