@@ -776,7 +776,7 @@ impl Store {
                     location.container = trip.box_id.clone();
                     location.trip_id = trip.trip_id.clone();
                     location.custodian = trip.custody.custodian.clone();
-                    location.since_ms(trip.custody.since_ms);
+                    location.since_unix_ms = trip.custody.since_ms;
                 }
                 (CustodyStep::Pack, Some(trip)) => {
                     location.container = trip.box_id.clone();
@@ -784,19 +784,19 @@ impl Store {
                     location.custodian = trip.custody.custodian.clone();
                     location.pending_custodian = trip.custody.pending.clone();
                     location.place = trip.custody.place.clone();
-                    location.since_ms(trip.custody.since_ms.max(scan.scanned_unix_ms));
+                    location.since_unix_ms = trip.custody.since_ms.max(scan.scanned_unix_ms);
                     location.verified = trip.custody.scan_id == scan.scan_id;
                 }
                 (CustodyStep::Unpack, Some(trip)) => {
                     location.custodian = trip.custody.custodian.clone();
                     location.place = trip.custody.place.clone();
-                    location.since_ms(scan.scanned_unix_ms);
+                    location.since_unix_ms = scan.scanned_unix_ms;
                     location.verified = true;
                 }
                 _ => {
                     location.custodian = format!("node:{}", latest.recorded.recorded_at);
                     location.place = latest.recorded.recorded_at.clone();
-                    location.since_ms(scan.scanned_unix_ms);
+                    location.since_unix_ms = scan.scanned_unix_ms;
                     location.verified = true;
                 }
             }
@@ -804,7 +804,11 @@ impl Store {
         Ok(Whereabouts { location, chain })
     }
 
-    async fn where_is_box(&self, id: &str) -> Result<Whereabouts, CustodyError> {
+    /// Every scan of box `id` and each of its trips folded; NOT_FOUND for a box never scanned.
+    async fn box_scans_and_trips(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<StoredScan>, BTreeMap<String, TripView>), CustodyError> {
         let scans = self.scans_where("box_id = $1", id).await?;
         if scans.is_empty() {
             return Err(CustodyError::NotFound(format!(
@@ -819,45 +823,12 @@ impl Store {
                 trips.insert(trip_id.clone(), self.trip(trip_id).await?.0);
             }
         }
-        let mut chain: Vec<pb::CustodyLink> = scans
-            .iter()
-            .map(|s| {
-                let after = trips
-                    .get(&s.recorded.scan.trip_id)
-                    .map(|v| custodian_after(v, &s.recorded.scan.scan_id))
-                    .unwrap_or_else(|| format!("node:{}", s.recorded.recorded_at));
-                link(s, &after, false)
-            })
-            .collect();
-        chain.sort_by(event_order);
-        let mut location = pb::Location {
-            object_kind: "box".into(),
-            object_id: id.to_owned(),
-            ..Default::default()
-        };
-        // The trip packed last (by event time) is where the box is now.
-        let current = trips.values().max_by_key(|t| (t.packed_ms, t.trip_id.clone()));
-        match current {
-            Some(trip) => {
-                location.trip_id = trip.trip_id.clone();
-                location.custodian = trip.custody.custodian.clone();
-                location.pending_custodian = trip.custody.pending.clone();
-                location.place = trip.custody.place.clone();
-                location.since_ms(trip.custody.since_ms);
-                let last = chain.iter().rev().find(|l| !l.voided);
-                location.verified = last.is_some_and(|l| l.scan_id == trip.custody.scan_id);
-            }
-            None => {
-                let registered = scans.iter().find(|s| !s.retracted);
-                if let Some(s) = registered {
-                    location.custodian = format!("node:{}", s.recorded.recorded_at);
-                    location.place = s.recorded.recorded_at.clone();
-                    location.since_ms(s.recorded.scan.scanned_unix_ms);
-                    location.verified = true;
-                }
-            }
-        }
-        Ok(Whereabouts { location, chain })
+        Ok((scans, trips))
+    }
+
+    async fn where_is_box(&self, id: &str) -> Result<Whereabouts, CustodyError> {
+        let (scans, trips) = self.box_scans_and_trips(id).await?;
+        Ok(box_whereabouts(id, &scans, &trips))
     }
 
     /// Every scan of a box (or one trip of it), oldest first, and its trips.
@@ -866,21 +837,12 @@ impl Store {
         box_id: &str,
         trip_id: Option<&str>,
     ) -> Result<(Vec<pb::CustodyLink>, Vec<pb::TripSummary>), CustodyError> {
-        let whereabouts = self.where_is_box(box_id).await?;
-        let mut trip_ids = BTreeSet::new();
-        let scans = self.scans_where("box_id = $1", box_id).await?;
-        for s in &scans {
-            if !s.recorded.scan.trip_id.is_empty() {
-                trip_ids.insert(s.recorded.scan.trip_id.clone());
-            }
-        }
-        let mut trips = Vec::new();
-        for id in trip_ids {
-            if trip_id.is_some_and(|t| t != id) {
-                continue;
-            }
-            let (t, _) = self.trip(&id).await?;
-            trips.push(pb::TripSummary {
+        let (scans, folded) = self.box_scans_and_trips(box_id).await?;
+        let whereabouts = box_whereabouts(box_id, &scans, &folded);
+        let mut trips: Vec<pb::TripSummary> = folded
+            .values()
+            .filter(|t| trip_id.is_none_or(|wanted| wanted == t.trip_id))
+            .map(|t| pb::TripSummary {
                 trip_id: t.trip_id.clone(),
                 box_id: t.box_id.clone(),
                 origin: t.origin.clone(),
@@ -889,8 +851,8 @@ impl Store {
                 state: t.state.to_owned(),
                 manifest: t.manifest.clone(),
                 packed_unix_ms: t.packed_ms,
-            });
-        }
+            })
+            .collect();
         trips.sort_by_key(|t| t.packed_unix_ms);
         let links = whereabouts
             .chain
@@ -1042,16 +1004,15 @@ impl Store {
         // Device sequence gaps, judged at the county only: it is the one node that receives every
         // scan of every device (a courier serves several townships, and each township holds only
         // its own trips' scans, so a township would see gaps that are not there).
-        let devices: Vec<(String, i64, i64, String)> = sqlx::query_as(
-            "SELECT device_id, MAX(device_seq), COUNT(DISTINCT device_seq), MAX(principal) FROM custody_scans \
-             GROUP BY device_id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let devices = if self.node().tier() == Tier::County {
-            devices
-        } else {
+        let devices: Vec<(String, i64, i64, String)> = if self.node().tier() != Tier::County {
             Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT device_id, MAX(device_seq), COUNT(DISTINCT device_seq), MAX(principal) FROM custody_scans \
+             GROUP BY device_id",
+            )
+            .fetch_all(self.pool())
+            .await?
         };
         for (device, max, count, scanner) in devices {
             if count >= max {
@@ -1256,21 +1217,54 @@ fn township_end(origin: &str, destination: &str) -> Option<NodeId> {
     }
 }
 
+/// Where a box is, from its scans and its trips folded: the trip packed last (by event time)
+/// says where it is now.
+fn box_whereabouts(id: &str, scans: &[StoredScan], trips: &BTreeMap<String, TripView>) -> Whereabouts {
+    let mut chain: Vec<pb::CustodyLink> = scans
+        .iter()
+        .map(|s| {
+            let after = trips
+                .get(&s.recorded.scan.trip_id)
+                .map(|v| custodian_after(v, &s.recorded.scan.scan_id))
+                .unwrap_or_else(|| format!("node:{}", s.recorded.recorded_at));
+            link(s, &after, false)
+        })
+        .collect();
+    chain.sort_by(event_order);
+    let mut location = pb::Location {
+        object_kind: "box".into(),
+        object_id: id.to_owned(),
+        ..Default::default()
+    };
+    // The trip packed last (by event time) is where the box is now.
+    let current = trips.values().max_by_key(|t| (t.packed_ms, t.trip_id.clone()));
+    match current {
+        Some(trip) => {
+            location.trip_id = trip.trip_id.clone();
+            location.custodian = trip.custody.custodian.clone();
+            location.pending_custodian = trip.custody.pending.clone();
+            location.place = trip.custody.place.clone();
+            location.since_unix_ms = trip.custody.since_ms;
+            let last = chain.iter().rev().find(|l| !l.voided);
+            location.verified = last.is_some_and(|l| l.scan_id == trip.custody.scan_id);
+        }
+        None => {
+            let registered = scans.iter().find(|s| !s.retracted);
+            if let Some(s) = registered {
+                location.custodian = format!("node:{}", s.recorded.recorded_at);
+                location.place = s.recorded.recorded_at.clone();
+                location.since_unix_ms = s.recorded.scan.scanned_unix_ms;
+                location.verified = true;
+            }
+        }
+    }
+    Whereabouts { location, chain }
+}
+
 fn custodian_after(trip: &TripView, scan_id: &str) -> String {
     trip.custodian_after
         .iter()
         .find(|(id, _)| id == scan_id)
         .map(|(_, c)| c.clone())
         .unwrap_or_default()
-}
-
-/// Sets `since_unix_ms` (a small helper so the match arms above read as sentences).
-trait SinceMs {
-    fn since_ms(&mut self, ms: i64);
-}
-
-impl SinceMs for pb::Location {
-    fn since_ms(&mut self, ms: i64) {
-        self.since_unix_ms = ms;
-    }
 }
