@@ -62,7 +62,8 @@ pub fn run(tier: Tier) -> ExitCode {
         config.log.format = LogFormat::Json;
     }
     crate::tls::install_crypto_provider();
-    match config.tls.load() {
+    // Loaded once: the material checked here is the material the node serves with.
+    let tls = match config.tls.load() {
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -75,8 +76,8 @@ pub fn run(tier: Tier) -> ExitCode {
             eprintln!("error: {mismatch} ({})", config.tls.cert.display());
             return ExitCode::from(2);
         }
-        Ok(_) => {}
-    }
+        Ok(tls) => tls,
+    };
     if check_only {
         println!("configuration of {tier} node {} is valid", config.node_id);
         return ExitCode::SUCCESS;
@@ -89,7 +90,7 @@ pub fn run(tier: Tier) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::node::serve_config(tier, config)) {
+    match runtime.block_on(crate::node::serve_loaded(tier, config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

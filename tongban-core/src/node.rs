@@ -161,6 +161,9 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         health_reporter.set_serving::<RatingsServer<OversightApi>>().await;
         health_reporter.set_serving::<OversightServer<OversightApi>>().await;
     }
+    health_reporter
+        .set_serving::<tongban_proto::v1::custody_server::CustodyServer<crate::custody_api::CustodyApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -310,6 +313,12 @@ pub async fn start_tier(tier: Tier, spec: NodeSpec) -> Result<NodeHandle, NodeEr
 pub async fn serve_config(expected_tier: Tier, config: NodeConfig) -> Result<(), NodeError> {
     crate::tls::install_crypto_provider();
     let tls = config.tls.load()?;
+    serve_loaded(expected_tier, config, tls).await
+}
+
+/// [`serve_config`] with the TLS material already loaded and checked (the daemon checks it
+/// before it starts the runtime, and serves with the same material).
+pub async fn serve_loaded(expected_tier: Tier, config: NodeConfig, tls: TlsMaterial) -> Result<(), NodeError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Listen {

@@ -644,22 +644,6 @@ impl PkiLayout {
         self.file(&principal, "key")
     }
 
-    pub fn courier_cert(&self, place: &NodeId, device: &str) -> PathBuf {
-        let principal = Principal::Courier {
-            place: place.clone(),
-            device: device.to_owned(),
-        };
-        self.file(&principal, "pem")
-    }
-
-    pub fn courier_key(&self, place: &NodeId, device: &str) -> PathBuf {
-        let principal = Principal::Courier {
-            place: place.clone(),
-            device: device.to_owned(),
-        };
-        self.file(&principal, "key")
-    }
-
     /// The certificate file of any principal.
     pub fn cert_path(&self, principal: &Principal) -> PathBuf {
         self.file(principal, "pem")
