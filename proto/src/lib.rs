@@ -10,3 +10,22 @@ pub mod v1 {
 
 /// Encoded `FileDescriptorSet` of the contract, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tongban_descriptor");
+
+impl v1::event_body::Body {
+    /// The `EventKind` that names this body in the envelope. The two enums mirror each other by
+    /// design (`events.proto`), so the envelope's kind can be read without decoding the body;
+    /// this is the one place that pairs them.
+    pub fn kind(&self) -> v1::EventKind {
+        use v1::{EventKind, event_body::Body};
+        match self {
+            Body::CatalogueVersion(_) => EventKind::CatalogueVersion,
+            Body::Probe(_) => EventKind::Probe,
+            Body::CaseOpened(_) => EventKind::CaseOpened,
+            Body::CaseStep(_) => EventKind::CaseStep,
+            Body::RectificationResponse(_) => EventKind::RectificationResponse,
+            Body::CalendarPublished(_) => EventKind::CalendarPublished,
+            Body::CustodyScan(_) => EventKind::CustodyScan,
+            Body::AnomalyNote(_) => EventKind::AnomalyNote,
+        }
+    }
+}

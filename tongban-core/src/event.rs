@@ -61,19 +61,6 @@ pub fn digest_part(content_hash: &[u8]) -> u64 {
     u64::from_be_bytes(prefix)
 }
 
-fn kind_of(body: &Body) -> EventKind {
-    match body {
-        Body::CatalogueVersion(_) => EventKind::CatalogueVersion,
-        Body::Probe(_) => EventKind::Probe,
-        Body::CaseOpened(_) => EventKind::CaseOpened,
-        Body::CaseStep(_) => EventKind::CaseStep,
-        Body::RectificationResponse(_) => EventKind::RectificationResponse,
-        Body::CalendarPublished(_) => EventKind::CalendarPublished,
-        Body::CustodyScan(_) => EventKind::CustodyScan,
-        Body::AnomalyNote(_) => EventKind::AnomalyNote,
-    }
-}
-
 /// What an author supplies; the store adds origin, sequence, clock and hash.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -86,7 +73,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn kind(&self) -> EventKind {
-        kind_of(&self.body)
+        self.body.kind()
     }
 }
 
@@ -124,7 +111,7 @@ pub struct CheckedEvent {
 
 impl CheckedEvent {
     pub fn kind(&self) -> EventKind {
-        kind_of(&self.body)
+        self.body.kind()
     }
 
     pub fn route_class(&self) -> RouteClass {
@@ -152,10 +139,10 @@ pub fn check(event: pb::Event) -> Result<CheckedEvent, EventError> {
         .body
         .ok_or_else(|| EventError::BadBody("empty body".into()))?;
     let declared = EventKind::try_from(event.kind).unwrap_or(EventKind::Unspecified);
-    if declared != kind_of(&body) {
+    if declared != body.kind() {
         return Err(EventError::KindMismatch {
             kind: declared.as_str_name().to_owned(),
-            body: kind_of(&body).as_str_name().to_owned(),
+            body: body.kind().as_str_name().to_owned(),
         });
     }
     Ok(CheckedEvent {
@@ -166,59 +153,12 @@ pub fn check(event: pb::Event) -> Result<CheckedEvent, EventError> {
     })
 }
 
-/// Which tier may author each kind, and how it must travel. Checked by every replica on every
-/// event, including those it authors itself.
+/// The authorship rule every kind shares: an event concerns a node of its author's county. The
+/// rules of each kind (which tier may author it, how it travels) belong to the domain that folds
+/// it (`Projection::check_authorship`).
 pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
-    let class = event.route_class();
-    match event.kind() {
-        EventKind::CatalogueVersion => {
-            if event.origin.tier() != Tier::County {
-                return Err(EventError::Rule(format!(
-                    "only the county authors catalogue versions, not {}",
-                    event.origin
-                )));
-            }
-            if class != RouteClass::Down || event.route_key != event.origin {
-                return Err(EventError::Rule(
-                    "a catalogue version travels down from the county to its whole tree".into(),
-                ));
-            }
-        }
-        EventKind::Probe => {
-            if class != RouteClass::Path || !event.origin.contains(event.route_key.as_str()) {
-                return Err(EventError::Rule(
-                    "a probe record travels along the path of its author or of a node below it".into(),
-                ));
-            }
-        }
-        // A rectification response belongs to its case and travels exactly like its steps.
-        EventKind::CaseOpened | EventKind::CaseStep | EventKind::RectificationResponse => {
-            check_case_authorship(event, class)?
-        }
-        // Like the catalogue: one county-wide calendar, so only the county says which days count.
-        EventKind::CalendarPublished => {
-            if event.origin.tier() != Tier::County {
-                return Err(EventError::Rule(format!(
-                    "only the county publishes the working-day calendar, not {}",
-                    event.origin
-                )));
-            }
-            if class != RouteClass::Down || event.route_key != event.origin {
-                return Err(EventError::Rule(
-                    "a calendar travels down from the county to its whole tree".into(),
-                ));
-            }
-        }
-        // Scans are recorded wherever a device finds a link, so any node may author them; they
-        // always spread to the whole subtree of the township concerned.
-        EventKind::CustodyScan | EventKind::AnomalyNote => {
-            if class != RouteClass::Subtree {
-                return Err(EventError::Rule(
-                    "a custody record travels to the subtree of the township concerned".into(),
-                ));
-            }
-        }
-        EventKind::Unspecified => return Err(EventError::Rule("unspecified event kind".into())),
+    if event.kind() == EventKind::Unspecified {
+        return Err(EventError::Rule("unspecified event kind".into()));
     }
     if !event.origin.county().contains(event.route_key.as_str()) {
         return Err(EventError::Rule(format!(
@@ -230,44 +170,18 @@ pub fn check_authorship(event: &CheckedEvent) -> Result<(), EventError> {
     Ok(())
 }
 
-/// Case events travel along the path of the node where the case started (its route key), under
-/// the subject `case:<id>`. A case is opened only by that node, a village or a township; a step
-/// is authored on that node's path (the node itself, its township or the county). Whether the
-/// author held the case at that point is checked when the step is folded.
-fn check_case_authorship(event: &CheckedEvent, class: RouteClass) -> Result<(), EventError> {
-    let (case_id, opened) = match &event.body {
-        Body::CaseOpened(body) => (body.case_id.as_str(), true),
-        Body::CaseStep(body) => (body.case_id.as_str(), false),
-        Body::RectificationResponse(body) => (body.case_id.as_str(), false),
-        _ => return Err(EventError::Rule("not a case event".into())),
-    };
-    let id: crate::case::CaseId = case_id
-        .parse()
-        .map_err(|e: crate::case::CaseIdError| EventError::Rule(e.to_string()))?;
-    if class != RouteClass::Path || event.route_key != *id.origin() {
+/// The rule of the kinds that belong to the county alone (catalogue versions, the calendar):
+/// authored by the county and sent down to its whole tree. `what` names the kind in the refusal.
+pub fn check_county_broadcast(event: &CheckedEvent, what: &str) -> Result<(), EventError> {
+    if event.origin.tier() != Tier::County {
         return Err(EventError::Rule(format!(
-            "a case event travels along the path of the node where the case started ({}), not {}",
-            id.origin(),
-            event.route_key
+            "only the county publishes {what}, not {}",
+            event.origin
         )));
     }
-    if event.event.subject != format!("case:{id}") {
+    if event.route_class() != RouteClass::Down || event.route_key != event.origin {
         return Err(EventError::Rule(format!(
-            "a case event about {id} must have the subject case:{id}, not {:?}",
-            event.event.subject
-        )));
-    }
-    if opened {
-        if event.origin != *id.origin() || event.origin.tier() == Tier::County {
-            return Err(EventError::Rule(format!(
-                "case {id} can only be opened by the village or township where it starts, not by {}",
-                event.origin
-            )));
-        }
-    } else if !event.origin.contains(event.route_key.as_str()) {
-        return Err(EventError::Rule(format!(
-            "{} is not on the path of {}, where case {id} started, so it never holds the case",
-            event.origin, event.route_key
+            "{what} travels down from the county to its whole tree"
         )));
     }
     Ok(())
@@ -409,12 +323,14 @@ mod tests {
             body: Body::CalendarPublished(pb::CalendarPublished::default()),
         };
         let county = check(seal(&id("441424"), 1, 1, &new("441424", RouteClass::Down))).unwrap();
-        assert!(check_authorship(&county).is_ok());
+        assert!(check_county_broadcast(&county, "the calendar").is_ok());
         let township = check(seal(&id("441424100"), 1, 1, &new("441424100", RouteClass::Down))).unwrap();
-        let err = check_authorship(&township).unwrap_err().to_string();
+        let err = check_county_broadcast(&township, "the calendar")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only the county"), "{err}");
         let up = check(seal(&id("441424"), 1, 1, &new("441424", RouteClass::Path))).unwrap();
-        assert!(check_authorship(&up).is_err());
+        assert!(check_county_broadcast(&up, "the calendar").is_err());
     }
 
     #[test]
@@ -427,7 +343,7 @@ mod tests {
             body: Body::CatalogueVersion(pb::CatalogueVersion::default()),
         };
         let event = check(seal(&id("441424100201"), 1, 1, &new)).unwrap();
-        assert!(check_authorship(&event).is_err());
+        assert!(check_county_broadcast(&event, "catalogue versions").is_err());
     }
 
     #[test]

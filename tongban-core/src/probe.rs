@@ -5,10 +5,11 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use crate::event::NewEvent;
+use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::NodeId;
+use crate::store::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture};
 use crate::wuhua;
 
 const SURNAMES: &[&str] = &[
@@ -157,5 +158,36 @@ mod tests {
         assert!((900..=1200).contains(&mean), "mean probe event size {mean} bytes");
         let mut a2 = ProbeGenerator::new(NodeId::new("441424100201").unwrap(), 7);
         assert_eq!(a2.record(), b.record());
+    }
+}
+
+/// Probes exercise the log and the links only: this projection checks how they travel and
+/// folds them into nothing.
+pub struct ProbeProjection;
+
+impl Projection for ProbeProjection {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::Probe]
+    }
+
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        if event.route_class() != RouteClass::Path || !event.origin.contains(event.route_key.as_str()) {
+            return Err(EventError::Rule(
+                "a probe record travels along the path of its author or of a node below it".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn load<'a>(&'a self, _pool: &'a sqlx::AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn fold<'a>(&'a self, _cx: &'a mut FoldContext<'_>, _event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async { Ok(FoldOutcome::Applied) })
     }
 }

@@ -14,12 +14,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use sqlx::{Any, Transaction};
-use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use sqlx::{Any, AnyPool, Transaction};
+use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::{Store, StoreError};
+use super::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::calendar::{Clock, SystemClock, WorkingCalendar};
-use crate::event::{CheckedEvent, NewEvent};
+use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::Tier;
 use crate::pki::Principal;
 use crate::warnings::WarningThresholds;
@@ -33,10 +33,16 @@ pub struct CalendarInForce {
 }
 
 /// The node's time settings; see [`Store::set_clock`].
-pub(super) struct TimeSettings {
+pub(crate) struct TimeSettings {
     clock: Arc<dyn Clock>,
     thresholds: WarningThresholds,
     supervision_every: std::time::Duration,
+}
+
+impl TimeSettings {
+    pub(super) fn thresholds(&self) -> WarningThresholds {
+        self.thresholds
+    }
 }
 
 impl Default for TimeSettings {
@@ -52,7 +58,7 @@ impl Default for TimeSettings {
 /// How often the county scans for red cases unless configured otherwise.
 pub const DEFAULT_SUPERVISION_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-pub(super) type SharedTime = RwLock<TimeSettings>;
+pub(crate) type SharedTime = RwLock<TimeSettings>;
 
 /// The built-in calendar: the embedded 2026 schedule, or plain Monday–Friday should it ever
 /// fail to parse (it is tested not to).
@@ -119,12 +125,67 @@ pub(super) async fn fold_published(
     }))
 }
 
+/// The calendar's projection: publications from the county into `calendars`; its writer state
+/// is the calendar in force (`Arc<CalendarInForce>`), which case folds count their days on.
+pub(super) struct CalendarProjection {
+    pub(super) cache: Arc<CalendarCache>,
+}
+
+impl Projection for CalendarProjection {
+    fn name(&self) -> &'static str {
+        "calendar"
+    }
+
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::CalendarPublished]
+    }
+
+    // Like the catalogue: one county-wide calendar, so only the county says which days count.
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        crate::event::check_county_broadcast(event, "the working-day calendar")
+    }
+
+    fn load<'a>(&'a self, pool: &'a AnyPool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async move {
+            states.put(load_in_force(pool, &self.cache).await?);
+            Ok(())
+        })
+    }
+
+    fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async move {
+            let Body::CalendarPublished(body) = &event.body else {
+                return Ok(FoldOutcome::refused("not a calendar publication"));
+            };
+            Ok(match fold_published(cx.tx, event, body).await? {
+                Ok(in_force) => {
+                    cx.states.put(Arc::new(in_force));
+                    FoldOutcome::Applied
+                }
+                Err(reason) => FoldOutcome::Refused(reason),
+            })
+        })
+    }
+}
+
+/// The calendar in force in the writer state: the one the calendar projection loaded or
+/// folded last, or the built-in one on a store without it.
+pub(super) fn in_force(states: &DomainStates) -> Arc<CalendarInForce> {
+    match states.get::<Arc<CalendarInForce>>() {
+        Some(in_force) => in_force.clone(),
+        None => Arc::new(CalendarInForce {
+            calendar: built_in(),
+            published_seq: None,
+        }),
+    }
+}
+
 /// The calendar in force, parsed once: every case step and warning list needs it, and parsing
 /// the stored JSON (or the embedded TOML) each time cost more than the step itself. Keyed by the
 /// stored text, not the sequence number alone, so a publication rolled back and replaced under
 /// the same number can never be served from here.
 #[derive(Default)]
-pub(super) struct CalendarCache(std::sync::Mutex<Option<(LatestRow, Arc<CalendarInForce>)>>);
+pub(crate) struct CalendarCache(std::sync::Mutex<Option<(LatestRow, Arc<CalendarInForce>)>>);
 
 /// The newest `calendars` row: its sequence number and JSON; `None` when none was published.
 type LatestRow = Option<(i64, String)>;

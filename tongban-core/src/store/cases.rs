@@ -19,19 +19,23 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use std::sync::Arc;
 
-use super::{Store, StoreError};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
+
+use super::calendar::SharedTime;
+use super::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::calendar::WorkingCalendar;
+use crate::case::Transition;
 use crate::case::wire::{self, opened_body, step_body, step_mismatch, submission_from_wire};
 use crate::case::{
     Actor, ApplicantSummary, CaseAction, CaseId, CaseNumber, CaseView, ItemTerms, Refusal, StateKind, Submission,
     decide, local_date,
 };
-use crate::event::{CheckedEvent, NewEvent};
+use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::{physical_ms, wall_ms};
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
 use crate::warnings::{self, WarningThresholds};
 
@@ -187,7 +191,7 @@ pub(super) fn warning_columns(
 /// one case: each step reads the view from here instead of the table, and the row is written
 /// once by [`flush_cases`] — one UPDATE instead of a read and a write per step.
 #[derive(Clone, Default)]
-pub(super) struct PendingCases {
+pub(crate) struct PendingCases {
     views: std::collections::HashMap<String, FoldedCase>,
 }
 
@@ -200,9 +204,91 @@ struct FoldedCase {
     dirty: bool,
 }
 
+/// The case step folded last in this transaction: the view after it and its transition. Read
+/// by the projections registered after the case projection for the same event.
+#[derive(Clone, Default)]
+pub(crate) struct LastStep(pub(crate) Option<FoldedStep>);
+
+#[derive(Clone)]
+pub(crate) struct FoldedStep {
+    pub(crate) view: CaseView,
+    pub(crate) transition: Transition,
+}
+
+/// The case projection: openings and steps into `cases` (each case's view, list columns,
+/// deadline and warning columns) and the daily receipt counters. Its writer state is the
+/// [`PendingCases`] of the open transaction.
+pub(super) struct CaseProjection {
+    // The warning thresholds the warning columns are computed with.
+    pub(super) time: Arc<SharedTime>,
+}
+
+impl CaseProjection {
+    fn thresholds(&self) -> WarningThresholds {
+        self.time.read().map(|t| t.thresholds()).unwrap_or_default()
+    }
+}
+
+impl Projection for CaseProjection {
+    fn name(&self) -> &'static str {
+        "cases"
+    }
+
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::CaseOpened, EventKind::CaseStep]
+    }
+
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        check_case_authorship(event)
+    }
+
+    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async move {
+            let calendar = super::calendar::in_force(cx.states);
+            let verdict = match &event.body {
+                Body::CaseOpened(body) => {
+                    let thresholds = self.thresholds();
+                    let pending = cx.states.get_mut::<PendingCases>();
+                    fold_opened(cx.tx, event, body, &calendar.calendar, &thresholds, pending).await?
+                }
+                Body::CaseStep(body) => {
+                    let mut folded = None;
+                    let verdict =
+                        fold_step(cx.tx, event, body, cx.states.get_mut::<PendingCases>(), &mut folded).await?;
+                    cx.states.put(LastStep(folded));
+                    verdict
+                }
+                _ => Err("not a case event".to_owned()),
+            };
+            Ok(match verdict {
+                Ok(()) => FoldOutcome::Applied,
+                Err(reason) => FoldOutcome::Refused(reason),
+            })
+        })
+    }
+
+    fn flush<'a>(&'a self, cx: &'a mut FoldContext<'_>) -> ProjectionFuture<'a, ()> {
+        Box::pin(async move {
+            let calendar = super::calendar::in_force(cx.states);
+            let thresholds = self.thresholds();
+            flush_cases(
+                cx.tx,
+                cx.states.get_mut::<PendingCases>(),
+                &calendar.calendar,
+                &thresholds,
+            )
+            .await
+        })
+    }
+}
+
 /// Writes back every case changed in `pending` (its view, list columns, deadline and warning
 /// columns on `calendar`) and empties it. Runs before the transaction's events are inserted.
-pub(super) async fn flush_cases(
+async fn flush_cases(
     tx: &mut Transaction<'static, Any>,
     pending: &mut PendingCases,
     calendar: &WorkingCalendar,
@@ -240,7 +326,7 @@ pub(super) async fn flush_cases(
 /// Folds a `CaseOpened`: opens the view with [`CaseView::open`] and stores it, and moves the
 /// origin's daily receipt counter past its number. Refuses a malformed body, an opening the
 /// workflow refuses, and a case id or number already known here.
-pub(super) async fn fold_opened(
+async fn fold_opened(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CaseOpened,
@@ -340,12 +426,12 @@ async fn bump_counter(tx: &mut Transaction<'static, Any>, number: &CaseNumber) -
 /// principal and time, requires the transition the event records, applies it and stores the
 /// view. Refuses a step on a case unknown here, a malformed body, a principal that is not the
 /// envelope's, and any step [`decide`] refuses here (including one not taken by the holder).
-pub(super) async fn fold_step(
+async fn fold_step(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CaseStep,
-    calendar: &WorkingCalendar,
     pending: &mut PendingCases,
+    folded: &mut Option<FoldedStep>,
 ) -> Result<Result<(), String>, StoreError> {
     let id: CaseId = match body.case_id.parse() {
         Ok(id) => id,
@@ -390,9 +476,12 @@ pub(super) async fn fold_step(
         )));
     }
     view.apply(&transition);
-    // The seal register and rectification items are folded with the step, so they replicate
-    // with it.
-    super::oversight::record_step(tx, event, &view, &transition, calendar).await?;
+    // What the step meant, for the projections that fold it after this one (the seal register
+    // and rectification items of oversight), so they need not decide it again.
+    *folded = Some(FoldedStep {
+        view: view.clone(),
+        transition: transition.clone(),
+    });
     // Written back once per request or batch (`flush_cases`), however many steps it takes.
     pending.views.insert(
         body.case_id.clone(),
@@ -403,6 +492,50 @@ pub(super) async fn fold_step(
         },
     );
     Ok(Ok(()))
+}
+
+/// Case events travel along the path of the node where the case started (its route key), under
+/// the subject `case:<id>`. A case is opened only by that node, a village or a township; a step
+/// is authored on that node's path (the node itself, its township or the county). Whether the
+/// author held the case at that point is checked when the step is folded.
+pub(crate) fn check_case_authorship(event: &CheckedEvent) -> Result<(), EventError> {
+    let class = event.route_class();
+    let (case_id, opened) = match &event.body {
+        Body::CaseOpened(body) => (body.case_id.as_str(), true),
+        Body::CaseStep(body) => (body.case_id.as_str(), false),
+        Body::RectificationResponse(body) => (body.case_id.as_str(), false),
+        _ => return Err(EventError::Rule("not a case event".into())),
+    };
+    let id: crate::case::CaseId = case_id
+        .parse()
+        .map_err(|e: crate::case::CaseIdError| EventError::Rule(e.to_string()))?;
+    if class != RouteClass::Path || event.route_key != *id.origin() {
+        return Err(EventError::Rule(format!(
+            "a case event travels along the path of the node where the case started ({}), not {}",
+            id.origin(),
+            event.route_key
+        )));
+    }
+    if event.event.subject != format!("case:{id}") {
+        return Err(EventError::Rule(format!(
+            "a case event about {id} must have the subject case:{id}, not {:?}",
+            event.event.subject
+        )));
+    }
+    if opened {
+        if event.origin != *id.origin() || event.origin.tier() == Tier::County {
+            return Err(EventError::Rule(format!(
+                "case {id} can only be opened by the village or township where it starts, not by {}",
+                event.origin
+            )));
+        }
+    } else if !event.origin.contains(event.route_key.as_str()) {
+        return Err(EventError::Rule(format!(
+            "{} is not on the path of {}, where case {id} started, so it never holds the case",
+            event.origin, event.route_key
+        )));
+    }
+    Ok(())
 }
 
 impl Store {

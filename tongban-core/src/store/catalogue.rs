@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::{Store, StoreError};
+use super::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::catalogue::model::{Item, catalogue_hash};
 use crate::event::NewEvent;
+use crate::event::{CheckedEvent, EventError};
 use crate::hlc::physical_ms;
 use crate::ids::Tier;
 
@@ -48,11 +49,56 @@ pub(super) async fn load_head(pool: &AnyPool) -> Result<CatalogueHead, StoreErro
                 item_count: row.try_get::<i64, _>(2)? as u64,
             })
         }
-        None => Ok(CatalogueHead {
+        None => Ok(CatalogueHead::default()),
+    }
+}
+
+/// Before the first version: no items, and the hash of the empty catalogue.
+impl Default for CatalogueHead {
+    fn default() -> Self {
+        CatalogueHead {
             version: 0,
             hash: catalogue_hash(std::iter::empty()),
             item_count: 0,
-        }),
+        }
+    }
+}
+
+/// The catalogue's projection: versions from the county, applied in order into
+/// `catalogue_items` and `catalogue_versions`; its writer state is the [`CatalogueHead`].
+pub struct CatalogueProjection;
+
+impl Projection for CatalogueProjection {
+    fn name(&self) -> &'static str {
+        "catalogue"
+    }
+
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::CatalogueVersion]
+    }
+
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        crate::event::check_county_broadcast(event, "catalogue versions")
+    }
+
+    fn load<'a>(&'a self, pool: &'a AnyPool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async move {
+            states.put(load_head(pool).await?);
+            Ok(())
+        })
+    }
+
+    fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async move {
+            let Body::CatalogueVersion(version) = &event.body else {
+                return Ok(FoldOutcome::refused("not a catalogue version"));
+            };
+            let head = cx.states.get_mut::<CatalogueHead>();
+            Ok(match fold_version(cx.tx, head, version, &event.event).await? {
+                Ok(()) => FoldOutcome::Applied,
+                Err(reason) => FoldOutcome::Refused(reason),
+            })
+        })
     }
 }
 
@@ -190,7 +236,7 @@ pub struct VersionRow {
 impl Store {
     /// The catalogue version this node holds.
     pub async fn catalogue_head(&self) -> CatalogueHead {
-        self.writer.lock().await.catalogue.clone()
+        self.domain_state::<CatalogueHead>().await.unwrap_or_default()
     }
 
     /// Publishes `items` as the next catalogue version (county only). Unchanged content publishes

@@ -18,13 +18,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost::Message;
-use sqlx::{Any, Row, Transaction};
-use tongban_proto::v1::{self as pb, AnomalyState, CustodyStep, RouteClass, event_body::Body};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tongban_proto::v1::{self as pb, AnomalyState, CustodyStep, EventKind, RouteClass, event_body::Body};
 
-use super::{Store, StoreError};
+use super::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::custody::epcis;
 use crate::custody::trip::{CustodyLimits, RecordedScan, TripView, fold_trip};
-use crate::event::{CheckedEvent, NewEvent};
+use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
@@ -158,10 +158,58 @@ struct StagedScan {
     recorded_ms: i64,
 }
 
+/// The custody projection: scans into the scan log, object index and document and box
+/// registers (staged per transaction in [`PendingScans`] and written in multi-row statements),
+/// and the notes that explain or close anomalies.
+pub(super) struct CustodyProjection;
+
+impl Projection for CustodyProjection {
+    fn name(&self) -> &'static str {
+        "custody"
+    }
+
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::CustodyScan, EventKind::AnomalyNote]
+    }
+
+    // Scans are recorded wherever a device finds a link, so any node may author them; they
+    // always spread to the whole subtree of the township concerned.
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        if event.route_class() != RouteClass::Subtree {
+            return Err(EventError::Rule(
+                "a custody record travels to the subtree of the township concerned".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async move {
+            let verdict = match &event.body {
+                Body::CustodyScan(body) => fold_scan(event, body, cx.states.get_mut::<PendingScans>()),
+                Body::AnomalyNote(body) => fold_note(cx.tx, event, body).await?,
+                _ => Err("not a custody record".to_owned()),
+            };
+            Ok(match verdict {
+                Ok(()) => FoldOutcome::Applied,
+                Err(reason) => FoldOutcome::Refused(reason),
+            })
+        })
+    }
+
+    fn flush<'a>(&'a self, cx: &'a mut FoldContext<'_>) -> ProjectionFuture<'a, ()> {
+        Box::pin(async move { flush_scans(cx.tx, cx.states.get_mut::<PendingScans>(), cx.backend).await })
+    }
+}
+
 /// Scans folded in the open transaction, written by [`flush_scans`] in multi-row statements:
 /// a batch of 1,000 scans is a handful of statements instead of several per scan.
 #[derive(Clone, Default)]
-pub(super) struct PendingScans {
+pub(crate) struct PendingScans {
     staged: Vec<StagedScan>,
     // Ids staged so far, with their bytes: a second copy within the same batch is judged here.
     ids: HashMap<String, usize>,
@@ -170,11 +218,7 @@ pub(super) struct PendingScans {
 
 /// Folds a `CustodyScan`. Never refuses a well-formed scan: a duplicate is a no-op, a
 /// conflicting copy is kept as evidence. The rows are written by [`flush_scans`].
-pub(super) fn fold_scan(
-    event: &CheckedEvent,
-    body: &pb::CustodyScan,
-    pending: &mut PendingScans,
-) -> Result<(), String> {
+fn fold_scan(event: &CheckedEvent, body: &pb::CustodyScan, pending: &mut PendingScans) -> Result<(), String> {
     let Some(scan) = body.scan.as_ref() else {
         return Err("custody record without a scan".into());
     };
@@ -207,7 +251,7 @@ const SCAN_ROWS: usize = 1_000;
 
 /// Writes the scans staged in this transaction: new ones with their object index, document and
 /// box registers; for ids already stored, a conflict when the content differs.
-pub(super) async fn flush_scans(
+async fn flush_scans(
     tx: &mut Transaction<'static, Any>,
     pending: &mut PendingScans,
     backend: super::Backend,
@@ -365,7 +409,7 @@ async fn record_conflict(
 }
 
 /// Folds an `AnomalyNote`.
-pub(super) async fn fold_note(
+async fn fold_note(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::AnomalyNote,
@@ -448,20 +492,10 @@ fn event_order(a: &pb::CustodyLink, b: &pb::CustodyLink) -> std::cmp::Ordering {
 }
 
 impl Store {
-    /// The custody time limits this node judges waiting states by.
+    /// The custody time limits this node judges waiting states by. The same at every node (no
+    /// per-node setting): two nodes holding the same scans must list the same anomalies.
     pub fn custody_limits(&self) -> CustodyLimits {
-        *self
-            .custody_limits
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Sets the custody time limits (route time and hand-over waits).
-    pub fn set_custody_limits(&self, limits: CustodyLimits) {
-        *self
-            .custody_limits
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+        CustodyLimits::default()
     }
 
     /// The node a scan concerns (its route key): the township end of its trip (from the scan,

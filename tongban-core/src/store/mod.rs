@@ -11,8 +11,10 @@ mod calendar;
 mod cases;
 mod catalogue;
 mod custody;
+mod domains;
 mod links;
 mod oversight;
+pub mod projection;
 mod recent;
 mod schema;
 mod supervision;
@@ -25,7 +27,7 @@ use prost::Message;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
-use tongban_proto::v1::{self as pb, RouteClass};
+use tongban_proto::v1::{self as pb};
 
 pub use calendar::{CalendarInForce, calendar_from_wire, calendar_to_wire};
 pub use cases::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
@@ -41,6 +43,7 @@ pub use supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter,
 use crate::event::{self, CheckedEvent, EventError, NewEvent, Routing};
 use crate::hlc::{Hlc, wall_ms};
 use crate::ids::NodeId;
+pub use projection::{DomainState, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Projections};
 
 /// Errors from the store. Database failures are reported as-is; rule breaks on events this node
 /// authors are `Refused`.
@@ -110,19 +113,15 @@ impl Backend {
     }
 }
 
-/// What the writer owns. Only touched with the writer mutex held.
+/// What the writer owns. Only touched with the writer mutex held; cloned before an attempt and
+/// put back whole if that transaction is not committed.
 #[derive(Clone)]
 struct WriterState {
     next_local_seq: i64,
     next_own_seq: i64,
-    catalogue: CatalogueHead,
-    // The working-day calendar case folds count on; replaced when a CalendarPublished folds
-    // (and put back with the rest of the state if that transaction is not committed).
-    calendar: Arc<CalendarInForce>,
-    // Case views folded in the open transaction, written back before it commits.
-    cases: cases::PendingCases,
-    // Custody scans folded in the open transaction, written in multi-row statements.
-    scans: custody::PendingScans,
+    // What each domain's projection keeps between events (the catalogue head, the calendar in
+    // force) and stages within a transaction (case views, custody scans).
+    domains: DomainStates,
 }
 
 /// Outcome of applying one batch received from a peer.
@@ -140,6 +139,8 @@ pub struct Store {
     backend: Backend,
     node: NodeId,
     clock: Hlc,
+    // The domains' projections, folded in registration order.
+    projections: Projections,
     // The single writer; see the module comment for why writes are serialised.
     writer: Mutex<WriterState>,
     // Requests to the authoring task, which commits them in groups (see `Store::author`).
@@ -148,14 +149,12 @@ pub struct Store {
     committed: watch::Sender<u64>,
     // The newest events in memory, so link senders that keep up do not re-read them.
     recent: recent::RecentEvents,
-    // How long custody hand-overs and routes may take before they are anomalies.
-    custody_limits: std::sync::RwLock<crate::custody::trip::CustodyLimits>,
     // The next receipt number of the day (store/cases.rs).
     receipt_counter: Mutex<Option<(chrono::NaiveDate, u32)>>,
     // The calendar in force, parsed once per publication (store/calendar.rs).
-    calendar_cache: calendar::CalendarCache,
+    calendar_cache: Arc<calendar::CalendarCache>,
     // The clock warnings are evaluated against and the warning thresholds (store/calendar.rs).
-    time: calendar::SharedTime,
+    time: Arc<calendar::SharedTime>,
     // How often the node records default ratings, in ms (store/oversight.rs).
     rating_scan_ms: std::sync::atomic::AtomicU64,
 }
@@ -164,9 +163,16 @@ pub struct Store {
 const INSERT_CHUNK: usize = 400;
 
 impl Store {
-    /// Opens (creating if needed) the store of `node`, runs the embedded migrations, and checks
-    /// that the database belongs to this node.
-    pub async fn open(location: &StoreLocation, node: &NodeId) -> Result<Arc<Store>, StoreError> {
+    /// Opens (creating if needed) the store of `node` with the given domains' projections, runs
+    /// the embedded migrations, checks that the database belongs to this node, and lets every
+    /// projection load its writer state.
+    pub(crate) async fn open_with(
+        location: &StoreLocation,
+        node: &NodeId,
+        projections: Projections,
+        time: Arc<calendar::SharedTime>,
+        calendar_cache: Arc<calendar::CalendarCache>,
+    ) -> Result<Arc<Store>, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = location.backend();
         if let StoreLocation::SqliteFile(path) = location
@@ -236,9 +242,10 @@ impl Store {
             .bind(node.to_string())
             .fetch_one(&pool)
             .await?;
-        let catalogue = catalogue::load_head(&pool).await?;
-        let calendar_cache = calendar::CalendarCache::default();
-        let calendar = calendar::load_in_force(&pool, &calendar_cache).await?;
+        let mut domains = DomainStates::default();
+        for projection in projections.all() {
+            projection.load(&pool, &mut domains).await?;
+        }
         let last_local = last_local.unwrap_or(0);
         let (committed, _) = watch::channel(last_local as u64);
         // Enough to relay several full batches from memory; a village keeps less.
@@ -257,20 +264,17 @@ impl Store {
             backend,
             node: node.clone(),
             clock: Hlc::new(),
+            projections,
             writer: Mutex::new(WriterState {
                 next_local_seq: last_local + 1,
                 next_own_seq: last_own.unwrap_or(0) + 1,
-                catalogue,
-                calendar,
-                cases: Default::default(),
-                scans: Default::default(),
+                domains,
             }),
             committed,
             recent: recent::RecentEvents::new(last_local as u64 + 1, recent_budget),
-            time: Default::default(),
+            time,
             calendar_cache,
             receipt_counter: Mutex::new(None),
-            custody_limits: Default::default(),
             rating_scan_ms: std::sync::atomic::AtomicU64::new(oversight::DEFAULT_RATING_SCAN_MS),
         };
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
@@ -462,11 +466,11 @@ impl Store {
     ) -> Result<Result<(), StoreError>, StoreError> {
         for new in new_events {
             let sealed = event::seal(&self.node, state.next_own_seq as u64, self.clock.now(), new);
-            let checked = match event::check(sealed).and_then(|c| event::check_authorship(&c).map(|_| c)) {
+            let checked = match event::check(sealed).and_then(|c| self.check_authorship(&c).map(|_| c)) {
                 Ok(checked) => checked,
                 Err(e) => return Ok(Err(e.into())),
             };
-            if let Err(reason) = self.fold(tx, state, &checked).await? {
+            if let FoldOutcome::Refused(reason) = self.fold(tx, state, &checked).await? {
                 return Ok(Err(StoreError::Refused(reason)));
             }
             let routing = event::route(&self.node, None, checked.route_class(), &checked.route_key);
@@ -480,15 +484,38 @@ impl Store {
             state.next_local_seq += 1;
             state.next_own_seq += 1;
         }
-        self.flush_cases(tx, state).await?;
+        self.flush(tx, state).await?;
         Ok(Ok(()))
     }
 
-    /// Writes back the case views and custody scans folded so far in this transaction.
-    async fn flush_cases(&self, tx: &mut Transaction<'static, Any>, state: &mut WriterState) -> Result<(), StoreError> {
-        let thresholds = self.warning_thresholds();
-        cases::flush_cases(tx, &mut state.cases, &state.calendar.calendar, &thresholds).await?;
-        custody::flush_scans(tx, &mut state.scans, self.backend).await
+    /// Lets every projection write what it staged so far in this transaction.
+    async fn flush(&self, tx: &mut Transaction<'static, Any>, state: &mut WriterState) -> Result<(), StoreError> {
+        let mut cx = FoldContext {
+            tx,
+            backend: self.backend,
+            node: &self.node,
+            states: &mut state.domains,
+        };
+        for projection in self.projections.all() {
+            projection.flush(&mut cx).await?;
+        }
+        Ok(())
+    }
+
+    /// The authorship rules of an event: the engine's own (every kind), then those of each
+    /// domain that folds its kind. A kind no domain folds is refused.
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        event::check_authorship(event)?;
+        if !self.projections.knows(event.event.kind) {
+            return Err(EventError::Rule(format!(
+                "no domain here folds events of kind {}",
+                event.kind().as_str_name()
+            )));
+        }
+        for projection in self.projections.folding(event.event.kind) {
+            projection.check_authorship(event)?;
+        }
+        Ok(())
     }
 
     /// Applies a batch received from `peer` and moves that link's cursor to `through`, all in one
@@ -504,14 +531,7 @@ impl Store {
         let mut report = ApplyReport::default();
         let mut writer = self.writer.lock().await;
         let mut tx = self.begin_write().await?;
-        let mut state = WriterState {
-            next_local_seq: writer.next_local_seq,
-            next_own_seq: writer.next_own_seq,
-            catalogue: writer.catalogue.clone(),
-            calendar: writer.calendar.clone(),
-            cases: Default::default(),
-            scans: Default::default(),
-        };
+        let mut state = writer.clone();
         let known = existing_hashes(&mut tx, &batch).await?;
         let mut seen_in_batch = std::collections::HashMap::new();
         let mut staged = Vec::new();
@@ -544,10 +564,13 @@ impl Store {
             // Structure, authorship, arrival, then the projection's own rules: the first that
             // fails quarantines the event.
             let verdict = match event::check(raw.clone())
-                .and_then(|c| event::check_authorship(&c).map(|_| c))
+                .and_then(|c| self.check_authorship(&c).map(|_| c))
                 .and_then(|c| event::check_arrival(&c, &self.node, peer).map(|_| c))
             {
-                Ok(checked) => self.fold(&mut tx, &mut state, &checked).await?.map(|_| checked),
+                Ok(checked) => match self.fold(&mut tx, &mut state, &checked).await? {
+                    FoldOutcome::Applied => Ok(checked),
+                    FoldOutcome::Refused(reason) => Err(reason),
+                },
                 Err(err) => Err(err.to_string()),
             };
             let checked = match verdict {
@@ -573,7 +596,7 @@ impl Store {
             state.next_local_seq += 1;
         }
         report.applied = staged.len();
-        self.flush_cases(&mut tx, &mut state).await?;
+        self.flush(&mut tx, &mut state).await?;
         insert_events(&mut tx, self.backend, &staged).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
@@ -587,33 +610,37 @@ impl Store {
         Ok(report)
     }
 
-    /// Folds one event into the projections. `Ok(Err(reason))` means the event breaks a rule of
-    /// its projection (e.g. a catalogue version gap) and must not be stored.
+    /// Folds one event into every projection of its kind, in registration order; the first
+    /// refusal stops the fold (the caller then drops what this event staged).
     async fn fold(
         &self,
         tx: &mut Transaction<'static, Any>,
         state: &mut WriterState,
         event: &CheckedEvent,
-    ) -> Result<Result<(), String>, StoreError> {
-        use tongban_proto::v1::event_body::Body;
-        match &event.body {
-            Body::CatalogueVersion(version) => {
-                catalogue::fold_version(tx, &mut state.catalogue, version, &event.event).await
+    ) -> Result<FoldOutcome, StoreError> {
+        let mut cx = FoldContext {
+            tx,
+            backend: self.backend,
+            node: &self.node,
+            states: &mut state.domains,
+        };
+        for projection in self.projections.folding(event.event.kind) {
+            if let FoldOutcome::Refused(reason) = projection.fold(&mut cx, event).await? {
+                return Ok(FoldOutcome::Refused(reason));
             }
-            // Load probes exercise the log and the links only.
-            Body::Probe(_) => Ok(Ok(())),
-            Body::CaseOpened(body) => {
-                let thresholds = self.warning_thresholds();
-                cases::fold_opened(tx, event, body, &state.calendar.calendar, &thresholds, &mut state.cases).await
-            }
-            Body::CaseStep(body) => cases::fold_step(tx, event, body, &state.calendar.calendar, &mut state.cases).await,
-            Body::RectificationResponse(body) => oversight::fold_response(tx, event, body).await,
-            Body::CustodyScan(body) => Ok(custody::fold_scan(event, body, &mut state.scans)),
-            Body::AnomalyNote(body) => custody::fold_note(tx, event, body).await,
-            Body::CalendarPublished(body) => Ok(calendar::fold_published(tx, event, body)
-                .await?
-                .map(|in_force| state.calendar = Arc::new(in_force))),
         }
+        Ok(FoldOutcome::Applied)
+    }
+
+    /// A copy of the writer's state of type `T` (a domain's head or setting), read under the
+    /// writer so it matches what is committed.
+    pub async fn domain_state<T: DomainState + Clone>(&self) -> Option<T> {
+        self.writer.lock().await.domains.get::<T>().cloned()
+    }
+
+    /// Replaces the writer's state of type `T` (a domain setting that folds depend on).
+    pub async fn set_domain_state<T: DomainState + Clone>(&self, value: T) {
+        self.writer.lock().await.domains.put(value);
     }
 
     /// Up to `limit` events routed to `peer` with local_seq after `after`, in local_seq order,
@@ -988,9 +1015,4 @@ fn digest(hashes: &[Vec<u8>]) -> (u64, u64) {
         .iter()
         .fold(0u64, |acc, h| acc.wrapping_add(event::digest_part(h)));
     (hashes.len() as u64, sum)
-}
-
-/// Route class of a stored row, for callers that need it.
-pub fn route_class_of(event: &pb::Event) -> RouteClass {
-    RouteClass::try_from(event.route_class).unwrap_or(RouteClass::Unspecified)
 }

@@ -11,15 +11,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::cases::CaseError;
-use super::{Store, StoreError, WarningFilter};
+use super::cases::{CaseError, LastStep};
+use super::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter};
 use crate::calendar::shanghai_date;
 use crate::case::{CaseAction, CaseId, CaseView, RatingLevel, Transition};
 use crate::catalogue::SealType;
-use crate::event::{CheckedEvent, NewEvent};
+use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::NodeId;
 use crate::pki::Principal;
 use crate::warnings::WarningLevel;
@@ -40,6 +40,51 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn ms_date(ms: u64) -> NaiveDate {
     shanghai_date(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// The oversight projection: the seal register (an entry per stamped step) and rectification
+/// items (one per bad rating), folded with the case steps they come from, so they replicate
+/// with them; and the responses that close rectification items.
+pub(super) struct OversightProjection;
+
+impl Projection for OversightProjection {
+    fn name(&self) -> &'static str {
+        "oversight"
+    }
+
+    // Registered after the case projection: a step's meaning is read from what it folded.
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::CaseStep, EventKind::RectificationResponse]
+    }
+
+    // A rectification response belongs to its case and travels exactly like its steps.
+    fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
+        super::cases::check_case_authorship(event)
+    }
+
+    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
+        Box::pin(async move {
+            match &event.body {
+                Body::CaseStep(_) => {
+                    let Some(LastStep(Some(step))) = cx.states.get::<LastStep>().cloned() else {
+                        return Ok(FoldOutcome::refused("case step reached oversight without its decision"));
+                    };
+                    let calendar = super::calendar::in_force(cx.states);
+                    record_step(cx.tx, event, &step.view, &step.transition, &calendar.calendar).await?;
+                    Ok(FoldOutcome::Applied)
+                }
+                Body::RectificationResponse(body) => Ok(match fold_response(cx.tx, event, body).await? {
+                    Ok(()) => FoldOutcome::Applied,
+                    Err(reason) => FoldOutcome::Refused(reason),
+                }),
+                _ => Ok(FoldOutcome::refused("not an oversight event")),
+            }
+        })
+    }
 }
 
 /// One stamp in the seal register.
@@ -273,7 +318,7 @@ fn handler_of(view: &CaseView) -> NodeId {
 
 /// Folds what a step means for oversight, after the step itself was applied to `view`: a
 /// register entry for each stamped step (decide, issue), a rectification item for a bad rating.
-pub(super) async fn record_step(
+async fn record_step(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     view: &CaseView,
@@ -341,7 +386,7 @@ pub(super) async fn record_step(
 
 /// Folds a `RectificationResponse`: the item must exist here and be open, the author must be the
 /// handling node, the principal the envelope's, and the response non-blank.
-pub(super) async fn fold_response(
+async fn fold_response(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::RectificationResponse,
