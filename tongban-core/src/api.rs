@@ -7,14 +7,12 @@ use std::sync::Arc;
 use tongban_proto::v1::{self as pb, catalogue_server, node_server};
 use tonic::{Request, Response, Status};
 
+use crate::access::{caller, status};
 use crate::catalogue::import;
 use crate::catalogue::model::Item;
-use crate::hlc::wall_ms;
 use crate::ids::{NodeId, Tier};
-use crate::pki::Principal;
-use crate::store::{LinkRole, Store, StoreError};
+use crate::store::{LinkRole, Store};
 use crate::sync::LinkRegistry;
-use crate::tls::peer_principal;
 
 /// Largest catalogue file accepted by `Import`.
 pub const MAX_IMPORT_BYTES: usize = import::MAX_IMPORT_BYTES;
@@ -22,25 +20,6 @@ pub const MAX_IMPORT_BYTES: usize = import::MAX_IMPORT_BYTES;
 /// Items per page when the caller does not say; and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
-
-fn internal(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal(e.to_string())
-}
-
-/// The caller must be an operator whose place is this node or above it.
-pub(crate) fn require_operator<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
-    let principal = peer_principal(request)?;
-    match &principal {
-        Principal::Operator { place, .. } if place.contains(here.as_str()) => Ok(principal),
-        Principal::Operator { place, .. } => Err(Status::permission_denied(format!(
-            "operator of {place} may not act at node {here}, which is outside {place}"
-        ))),
-        other => Err(Status::permission_denied(format!(
-            "{other} is not an operator; this service needs an operator certificate"
-        ))),
-    }
-}
 
 /// Shared state of the operator services.
 #[derive(Clone)]
@@ -51,14 +30,13 @@ pub struct OperatorApi {
 
 #[tonic::async_trait]
 impl node_server::Node for OperatorApi {
-    async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
-        require_operator(&request, self.store.node())?;
+    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
         let node = self.store.node();
         let head = self.store.catalogue_head().await;
-        let now = wall_ms() as i64;
+        let now = self.store.now_ms();
         let mut links = Vec::new();
-        for cursor in self.store.links().await.map_err(internal)? {
-            let totals = self.store.link_totals(&cursor).await.map_err(internal)?;
+        for cursor in self.store.links().await.map_err(status)? {
+            let totals = self.store.link_totals(&cursor).await.map_err(status)?;
             links.push(pb::LinkStatus {
                 connected: self.links.is_connected(&cursor.peer),
                 peer_id: cursor.peer,
@@ -87,10 +65,10 @@ impl node_server::Node for OperatorApi {
             software_version: env!("CARGO_PKG_VERSION").to_owned(),
             catalogue_version: head.version,
             catalogue_hash: hex::encode(head.hash),
-            events_stored: self.store.event_count().await.map_err(internal)?,
+            events_stored: self.store.event_count().await.map_err(status)?,
             local_seq: self.store.last_local_seq(),
             links,
-            open_alarms: self.store.alarm_count().await.map_err(internal)?,
+            open_alarms: self.store.alarm_count().await.map_err(status)?,
             storage: self.store.backend().as_str().to_owned(),
         }))
     }
@@ -99,12 +77,11 @@ impl node_server::Node for OperatorApi {
         &self,
         request: Request<pb::ListAlarmsRequest>,
     ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let limit = match request.get_ref().limit {
             0 => 100,
             n => n,
         };
-        let alarms = self.store.alarms(limit).await.map_err(internal)?;
+        let alarms = self.store.alarms(limit).await.map_err(status)?;
         Ok(Response::new(pb::ListAlarmsResponse { alarms }))
     }
 }
@@ -158,7 +135,7 @@ impl catalogue_server::Catalogue for OperatorApi {
         &self,
         request: Request<pb::ImportCatalogueRequest>,
     ) -> Result<Response<pb::ImportCatalogueResponse>, Status> {
-        let principal = require_operator(&request, self.store.node())?;
+        let principal = caller(&request)?;
         let here = self.store.node();
         if here.tier() != Tier::County {
             return Err(Status::failed_precondition(format!(
@@ -189,10 +166,7 @@ impl catalogue_server::Catalogue for OperatorApi {
             .store
             .publish_catalogue(items, &principal.to_string(), &req.source, &req.note)
             .await
-            .map_err(|e| match e {
-                StoreError::Refused(reason) => Status::failed_precondition(reason),
-                other => internal(other),
-            })?;
+            .map_err(status)?;
         tracing::info!(
             version = outcome.version,
             published = outcome.published,
@@ -213,7 +187,6 @@ impl catalogue_server::Catalogue for OperatorApi {
         &self,
         request: Request<pb::ListItemsRequest>,
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let offset: usize = if req.page_token.is_empty() {
             0
@@ -229,7 +202,7 @@ impl catalogue_server::Catalogue for OperatorApi {
         let here = self.store.node();
         let head = self.store.catalogue_head().await;
         let mut selected = Vec::new();
-        for item in self.store.catalogue_items().await.map_err(internal)? {
+        for item in self.store.catalogue_items().await.map_err(status)? {
             if visible_here(&item, here) && matches_filter(&item, &req)? {
                 selected.push(item);
             }
@@ -251,14 +224,13 @@ impl catalogue_server::Catalogue for OperatorApi {
     }
 
     async fn get_item(&self, request: Request<pb::GetItemRequest>) -> Result<Response<pb::GetItemResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let code = request.into_inner().code;
         if code.trim().is_empty() {
             return Err(Status::invalid_argument("give an item code or implementation code"));
         }
         let here = self.store.node();
         let head = self.store.catalogue_head().await;
-        match self.store.catalogue_item(code.trim()).await.map_err(internal)? {
+        match self.store.catalogue_item(code.trim()).await.map_err(status)? {
             Some(item) if visible_here(&item, here) => Ok(Response::new(pb::GetItemResponse {
                 version: head.version,
                 item: Some(pb::CatalogueItem::from(&item)),
@@ -276,14 +248,13 @@ impl catalogue_server::Catalogue for OperatorApi {
 
     async fn list_versions(
         &self,
-        request: Request<pb::ListVersionsRequest>,
+        _request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let versions = self
             .store
             .catalogue_versions()
             .await
-            .map_err(internal)?
+            .map_err(status)?
             .into_iter()
             .map(|v| pb::VersionInfo {
                 version: v.version,

@@ -19,18 +19,15 @@ use tongban_proto::v1::{self as pb, cases_server, get_case_request};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::api::{require_operator, visible_here};
+use crate::access::{caller, status};
+use crate::api::visible_here;
 use crate::case::wire::{self, mask_id_number};
 use crate::case::{
-    Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, Refusal, RefusalCode, StateKind,
-    decide, local_date,
+    Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, StateKind, decide, local_date,
 };
 use crate::catalogue::Item;
-use crate::hlc::wall_ms;
 use crate::ids::NodeId;
-use crate::pki::Principal;
-use crate::store::{CaseCursor, CaseError, CaseFilter, CaseRef, Store, StoreError, SupervisionError, WarningFilter};
-use crate::tls::peer_principal;
+use crate::store::{CaseCursor, CaseFilter, CaseRef, Store, WarningFilter};
 use crate::warnings::{WarningLevel, WarningRule};
 
 /// Cases per page when the caller does not say; and the most it may ask for.
@@ -53,49 +50,6 @@ pub fn server(store: Arc<Store>) -> cases_server::CasesServer<CasesApi> {
         .send_compressed(CompressionEncoding::Gzip)
 }
 
-fn internal(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal(e.to_string())
-}
-
-/// The status a workflow refusal maps to ([`Refusal::code`]).
-pub fn refusal_status(refusal: &Refusal) -> Status {
-    let message = refusal.to_string();
-    match refusal.code() {
-        RefusalCode::InvalidArgument => Status::invalid_argument(message),
-        RefusalCode::FailedPrecondition => Status::failed_precondition(message),
-        RefusalCode::PermissionDenied => Status::permission_denied(message),
-    }
-}
-
-fn case_status(e: CaseError) -> Status {
-    match e {
-        CaseError::Refused(refusal) => refusal_status(&refusal),
-        CaseError::NotFound(what) => Status::not_found(format!("no case {what} is known at this node")),
-        CaseError::Changed(reason) => Status::aborted(format!(
-            "the case changed while this action was being recorded; nothing was written, look at the case again ({reason})"
-        )),
-        CaseError::Store(StoreError::Refused(reason)) => Status::failed_precondition(reason),
-        CaseError::Store(other) => internal(other),
-    }
-}
-
-/// The caller must be an operator of this very node: cases are submitted and moved only where
-/// the operator sits.
-fn require_operator_here<T>(request: &Request<T>, here: &NodeId) -> Result<Principal, Status> {
-    let principal = peer_principal(request)?;
-    match &principal {
-        Principal::Operator { place, .. } if place == here => Ok(principal),
-        Principal::Operator { place, .. } => Err(Status::permission_denied(format!(
-            "{principal} works at {place} and may act on cases only at node {place}, not at {here}; \
-             an operator of {here} must do this"
-        ))),
-        other => Err(Status::permission_denied(format!(
-            "{other} is not an operator; submitting and acting on cases needs an operator certificate"
-        ))),
-    }
-}
-
 impl CasesApi {
     /// The item named by `code` as this node holds it now, with the version it was read at, if
     /// this node may take it. Reads the head on both sides of the item so the version is exact.
@@ -103,7 +57,7 @@ impl CasesApi {
         let here = self.store.node();
         for _ in 0..3 {
             let before = self.store.catalogue_head().await.version;
-            let item = self.store.catalogue_item(code).await.map_err(internal)?;
+            let item = self.store.catalogue_item(code).await.map_err(status)?;
             let after = self.store.catalogue_head().await.version;
             if before != after {
                 continue;
@@ -128,7 +82,7 @@ impl CasesApi {
         self.store
             .case(key)
             .await
-            .map_err(internal)?
+            .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("no case {key} is known at node {}", self.store.node())))
     }
 }
@@ -142,8 +96,8 @@ fn parse_case_id(text: &str) -> Result<CaseId, Status> {
 #[tonic::async_trait]
 impl cases_server::Cases for CasesApi {
     async fn submit(&self, request: Request<pb::SubmitCaseRequest>) -> Result<Response<pb::CaseReceipt>, Status> {
-        let here = self.store.node().clone();
-        let principal = require_operator_here(&request, &here)?;
+        let _here = self.store.node().clone();
+        let principal = caller(&request)?;
         let req = request.into_inner();
         let code = req.item_code.trim();
         if code.is_empty() {
@@ -176,10 +130,10 @@ impl cases_server::Cases for CasesApi {
             .store
             .open_case_then(terms, applicant, &principal, then)
             .await
-            .map_err(case_status)?;
+            .map_err(status)?;
         let submitted = local_date(view.submitted_ms);
         // On the calendar in force here: the built-in one until the county publishes another.
-        let in_force = self.store.calendar().await.map_err(internal)?;
+        let in_force = self.store.calendar().await.map_err(status)?;
         let calendar = &in_force.calendar;
         let deadline = Some(&calendar)
             .filter(|c| c.covers(submitted))
@@ -207,7 +161,7 @@ impl cases_server::Cases for CasesApi {
 
     async fn act(&self, request: Request<pb::ActRequest>) -> Result<Response<pb::CaseSummary>, Status> {
         let here = self.store.node().clone();
-        let principal = require_operator_here(&request, &here)?;
+        let principal = caller(&request)?;
         let req = request.into_inner();
         let id = parse_case_id(&req.case_id)?;
         let wire_action = req
@@ -227,7 +181,8 @@ impl cases_server::Cases for CasesApi {
                     let probe = CaseAction::Accept {
                         terms: view.terms.clone(),
                     };
-                    decide(&view, &probe, &Actor::new(principal, wall_ms())).map_err(|r| refusal_status(&r))?;
+                    decide(&view, &probe, &Actor::new(principal, self.store.wall_ms()))
+                        .map_err(crate::access::status)?;
                     return Err(status);
                 }
             }
@@ -241,17 +196,13 @@ impl cases_server::Cases for CasesApi {
         // the item says its originals must travel to the county.
         let mut paper_warning = String::new();
         if matches!(action, CaseAction::Decide { .. }) && here.tier() == crate::ids::Tier::County {
-            let elsewhere = self
-                .store
-                .originals_elsewhere(&id.to_string())
-                .await
-                .map_err(internal)?;
+            let elsewhere = self.store.originals_elsewhere(&id.to_string()).await.map_err(status)?;
             if !elsewhere.is_empty() {
                 let must_travel = self
                     .store
                     .catalogue_item(&view.terms.implementation_code)
                     .await
-                    .map_err(internal)?
+                    .map_err(status)?
                     .is_some_and(|item| item.originals_to_county);
                 let sentence = format!(
                     "the paper originals of case {} have not all arrived at {here}: {}",
@@ -267,11 +218,7 @@ impl cases_server::Cases for CasesApi {
                 paper_warning = sentence;
             }
         }
-        let view = self
-            .store
-            .act_on_case(&id, action, &principal)
-            .await
-            .map_err(case_status)?;
+        let view = self.store.act_on_case(&id, action, &principal).await.map_err(status)?;
         tracing::info!(case = %view.id, action = kind.as_str(), state = %view.state, holder = %view.holder, "case step");
         let mut summary = wire::summary(&view);
         summary.paper_warning = paper_warning;
@@ -279,7 +226,6 @@ impl cases_server::Cases for CasesApi {
     }
 
     async fn get(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::CaseDetail>, Status> {
-        require_operator(&request, self.store.node())?;
         let key = match request.into_inner().key {
             Some(get_case_request::Key::CaseId(id)) => CaseRef::Id(parse_case_id(&id)?),
             Some(get_case_request::Key::CaseNumber(number)) => CaseRef::Number(
@@ -295,7 +241,6 @@ impl cases_server::Cases for CasesApi {
     }
 
     async fn list(&self, request: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let state = match req.state {
             0 => None,
@@ -327,7 +272,7 @@ impl cases_server::Cases for CasesApi {
             .store
             .cases(&filter, after.as_ref(), page_size)
             .await
-            .map_err(internal)?;
+            .map_err(status)?;
         Ok(Response::new(pb::ListCasesResponse {
             cases: page.cases.iter().map(wire::summary).collect(),
             next_page_token: page.next.map(|c| c.to_string()).unwrap_or_default(),
@@ -338,7 +283,6 @@ impl cases_server::Cases for CasesApi {
         &self,
         request: Request<pb::ListWarningsRequest>,
     ) -> Result<Response<pb::ListWarningsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let min_level = match pb::WarningLevel::try_from(req.level) {
             Ok(pb::WarningLevel::Unspecified | pb::WarningLevel::Yellow) => WarningLevel::Yellow,
@@ -386,7 +330,7 @@ impl cases_server::Cases for CasesApi {
                 ))
             })?,
         };
-        let list = self.store.warnings(&filter).await.map_err(internal)?;
+        let list = self.store.warnings(&filter).await.map_err(status)?;
         let red_total = list.warnings.iter().filter(|w| w.level == WarningLevel::Red).count();
         let end = offset.saturating_add(page_size).min(list.warnings.len());
         let next_page_token = if end < list.warnings.len() {
@@ -425,9 +369,8 @@ impl cases_server::Cases for CasesApi {
         &self,
         request: Request<pb::ListSupervisionRequest>,
     ) -> Result<Response<pb::ListSupervisionResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let include_closed = request.into_inner().include_closed;
-        let records = self.store.supervisions(include_closed).await.map_err(internal)?;
+        let records = self.store.supervisions(include_closed).await.map_err(status)?;
         Ok(Response::new(pb::ListSupervisionResponse {
             records: records.iter().map(supervision_to_wire).collect(),
         }))
@@ -439,7 +382,7 @@ impl cases_server::Cases for CasesApi {
     ) -> Result<Response<pb::SupervisionRecord>, Status> {
         let here = self.store.node().clone();
         // Supervision is the county's: only its own operators close a record.
-        let principal = require_operator_here(&request, &here)?;
+        let principal = caller(&request)?;
         if here.tier() != crate::ids::Tier::County {
             return Err(Status::failed_precondition(format!(
                 "supervision records are kept at the county; {here} is a {}",
@@ -452,10 +395,7 @@ impl cases_server::Cases for CasesApi {
                 tracing::info!(id = record.id, case = %record.case_number, "supervision closed");
                 Ok(Response::new(supervision_to_wire(&record)))
             }
-            Err(e @ SupervisionError::MissingReason) => Err(Status::invalid_argument(format!("reason: {e}"))),
-            Err(e @ SupervisionError::NotFound(_)) => Err(Status::not_found(e.to_string())),
-            Err(e @ SupervisionError::AlreadyClosed(_)) => Err(Status::failed_precondition(e.to_string())),
-            Err(SupervisionError::Store(e)) => Err(internal(e)),
+            Err(e) => Err(status(e)),
         }
     }
 }
@@ -498,31 +438,5 @@ fn supervision_to_wire(s: &crate::store::Supervision) -> pb::SupervisionRecord {
         closed_unix_ms: s.closed_ms.unwrap_or_default(),
         closed_by: s.closed_by.clone().unwrap_or_default(),
         close_reason: s.close_reason.clone().unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_map_to_their_status_codes() {
-        let holder = NodeId::new("441424100").unwrap();
-        let refusal = Refusal::NotHolder {
-            holder: holder.clone(),
-            actor: NodeId::new("441424").unwrap(),
-        };
-        let status = refusal_status(&refusal);
-        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-        assert!(status.message().contains("441424100"), "{}", status.message());
-        let missing = Refusal::MissingReason {
-            action: crate::case::ActionKind::RefuseAcceptance,
-        };
-        assert_eq!(refusal_status(&missing).code(), tonic::Code::InvalidArgument);
-        assert_eq!(
-            case_status(CaseError::NotFound("x".into())).code(),
-            tonic::Code::NotFound
-        );
     }
 }

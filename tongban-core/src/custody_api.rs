@@ -12,12 +12,10 @@ use tongban_proto::v1::{self as pb, custody_server, scan_outcome};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::api::require_operator;
+use crate::access::{caller, status};
 use crate::custody::epcis;
 use crate::ids::NodeId;
-use crate::pki::Principal;
-use crate::store::{CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, Store, StoreError};
-use crate::tls::peer_principal;
+use crate::store::{MAX_SCANS_PER_UPLOAD, ScanResult, Store};
 
 /// The `Custody` service of one node.
 #[derive(Clone)]
@@ -34,39 +32,14 @@ pub fn server(store: Arc<Store>) -> custody_server::CustodyServer<CustodyApi> {
         .max_encoding_message_size(64 << 20)
 }
 
-fn status(e: CustodyError) -> Status {
-    match e {
-        CustodyError::Invalid(message) => Status::invalid_argument(message),
-        CustodyError::NotFound(message) => Status::not_found(message),
-        CustodyError::Store(StoreError::Refused(reason)) => Status::failed_precondition(reason),
-        CustodyError::Store(other) => {
-            tracing::error!(error = %other, "store failure");
-            Status::internal(other.to_string())
-        }
-    }
-}
-
-fn internal(e: StoreError) -> Status {
-    status(CustodyError::Store(e))
-}
-
 #[tonic::async_trait]
 impl custody_server::Custody for CustodyApi {
     async fn upload_scans(
         &self,
         request: Request<pb::UploadScansRequest>,
     ) -> Result<Response<pb::UploadScansResponse>, Status> {
-        let here = self.store.node().clone();
-        let uploader = peer_principal(&request)?;
-        match &uploader {
-            Principal::Courier { .. } => {}
-            Principal::Operator { place, .. } if place.contains(here.as_str()) => {}
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{other} may not upload scans at {here}: couriers, and operators of {here} or above it, may"
-                )));
-            }
-        }
+        let _here = self.store.node().clone();
+        let uploader = caller(&request)?;
         let scans = request.into_inner().scans;
         if scans.len() > MAX_SCANS_PER_UPLOAD {
             return Err(Status::invalid_argument(format!(
@@ -106,7 +79,6 @@ impl custody_server::Custody for CustodyApi {
     }
 
     async fn where_is(&self, request: Request<pb::WhereIsRequest>) -> Result<Response<pb::WhereIsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let target = request
             .into_inner()
             .target
@@ -127,7 +99,6 @@ impl custody_server::Custody for CustodyApi {
         &self,
         request: Request<pb::BoxHistoryRequest>,
     ) -> Result<Response<pb::BoxHistoryResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         if req.box_id.trim().is_empty() {
             return Err(Status::invalid_argument("box_id is required"));
@@ -141,7 +112,6 @@ impl custody_server::Custody for CustodyApi {
         &self,
         request: Request<pb::ListAnomaliesRequest>,
     ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let township = match req.township.trim() {
             "" => None,
@@ -154,7 +124,7 @@ impl custody_server::Custody for CustodyApi {
             .store
             .anomalies(township.as_ref())
             .await
-            .map_err(internal)?
+            .map_err(status)?
             .into_iter()
             .filter(|a| match state {
                 pb::AnomalyState::Unspecified => a.state != pb::AnomalyState::Closed as i32,
@@ -166,16 +136,8 @@ impl custody_server::Custody for CustodyApi {
     }
 
     async fn note_anomaly(&self, request: Request<pb::NoteAnomalyRequest>) -> Result<Response<pb::Anomaly>, Status> {
-        let here = self.store.node().clone();
-        let principal = peer_principal(&request)?;
-        match &principal {
-            Principal::Operator { place, .. } if *place == here => {}
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{other} may not note anomalies at {here}: an operator of {here} must"
-                )));
-            }
-        }
+        let _here = self.store.node().clone();
+        let principal = caller(&request)?;
         let req = request.into_inner();
         let to = pb::AnomalyState::try_from(req.to_state)
             .map_err(|_| Status::invalid_argument(format!("to_state: {} is not an anomaly state", req.to_state)))?;
@@ -191,11 +153,10 @@ impl custody_server::Custody for CustodyApi {
         &self,
         request: Request<pb::ExportEpcisRequest>,
     ) -> Result<Response<pb::ExportEpcisResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let box_id = Some(req.box_id.trim()).filter(|b| !b.is_empty());
         let case_id = Some(req.case_id.trim()).filter(|c| !c.is_empty());
-        let rows = self.store.scans_for_export(box_id, case_id).await.map_err(internal)?;
+        let rows = self.store.scans_for_export(box_id, case_id).await.map_err(status)?;
         let exported: Vec<epcis::ExportedScan> = rows
             .iter()
             .map(|(scan, recorded_at, recorded_ms, retracted)| epcis::ExportedScan {

@@ -9,8 +9,11 @@
 //! - [`case`]: the one-door case workflow; [`cases_api`]: the `Cases` gRPC service.
 //! - [`calendar`], [`warnings`]: working days and red/yellow rules; [`calendar_api`]: the
 //!   `Calendar` gRPC service (publish and show the working-day calendar).
+//! - [`access`]: who may call which RPC (one table, applied by a tower layer) and the one
+//!   mapping from errors to gRPC statuses.
 //! - [`api`]: the operator gRPC services; [`node`]: running a node; [`config`]: its configuration.
 
+pub mod access;
 pub mod api;
 pub mod calendar;
 pub mod calendar_api;

@@ -15,16 +15,11 @@ use tongban_proto::v1::{self as pb, oversight_server, ratings_server, seals_serv
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::api::require_operator;
+use crate::access::{caller, status};
 use crate::case::CaseId;
 use crate::catalogue::SealType;
 use crate::ids::NodeId;
-use crate::pki::Principal;
-use crate::store::{
-    OversightSummary, RatingMetrics, Rectification, RectificationError, SealEntry, SealFilter, Store, StoreError,
-    seal_csv,
-};
-use crate::tls::peer_principal;
+use crate::store::{OversightSummary, RatingMetrics, Rectification, SealEntry, SealFilter, Store, seal_csv};
 
 /// The three oversight services of one node.
 #[derive(Clone)]
@@ -51,11 +46,6 @@ pub fn oversight_server(store: Arc<Store>) -> oversight_server::OversightServer<
     oversight_server::OversightServer::new(OversightApi { store })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
-}
-
-fn internal(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal(e.to_string())
 }
 
 fn parse_date(field: &str, text: &str) -> Result<Option<NaiveDate>, Status> {
@@ -181,7 +171,7 @@ fn summary_to_wire(s: &OversightSummary) -> pb::OversightSummary {
 impl OversightApi {
     async fn entries(&self, req: &pb::ListSealEntriesRequest) -> Result<Vec<SealEntry>, Status> {
         let filter = seal_filter(req)?;
-        self.store.seal_entries(&filter).await.map_err(internal)
+        self.store.seal_entries(&filter).await.map_err(status)
     }
 }
 
@@ -191,7 +181,6 @@ impl seals_server::Seals for OversightApi {
         &self,
         request: Request<pb::ListSealEntriesRequest>,
     ) -> Result<Response<pb::ListSealEntriesResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let entries = self.entries(request.get_ref()).await?;
         Ok(Response::new(pb::ListSealEntriesResponse {
             entries: entries.iter().map(entry_to_wire).collect(),
@@ -199,7 +188,6 @@ impl seals_server::Seals for OversightApi {
     }
 
     async fn export_csv(&self, request: Request<pb::ListSealEntriesRequest>) -> Result<Response<pb::SealCsv>, Status> {
-        require_operator(&request, self.store.node())?;
         let entries = self.entries(request.get_ref()).await?;
         Ok(Response::new(pb::SealCsv {
             csv: seal_csv(&entries),
@@ -211,17 +199,8 @@ impl seals_server::Seals for OversightApi {
 #[tonic::async_trait]
 impl ratings_server::Ratings for OversightApi {
     async fn respond(&self, request: Request<pb::RespondRequest>) -> Result<Response<pb::Rectification>, Status> {
-        let here = self.store.node().clone();
-        let principal = peer_principal(&request)?;
-        // Responding is an act at this node: only its own operators may do it.
-        match &principal {
-            Principal::Operator { place, .. } if *place == here => {}
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{other} may not respond at {here}; an operator of {here} must"
-                )));
-            }
-        }
+        let _here = self.store.node().clone();
+        let principal = caller(&request)?;
         let req = request.into_inner();
         let id: CaseId = req
             .rectification_id
@@ -234,11 +213,7 @@ impl ratings_server::Ratings for OversightApi {
             .await
         {
             Ok(r) => Ok(Response::new(rectification_to_wire(&r))),
-            Err(RectificationError::Invalid(m)) => Err(Status::invalid_argument(m)),
-            Err(e @ RectificationError::NotFound(_)) => Err(Status::not_found(e.to_string())),
-            Err(RectificationError::Closed(m)) => Err(Status::failed_precondition(m)),
-            Err(RectificationError::NotHandler(m)) => Err(Status::permission_denied(m)),
-            Err(RectificationError::Store(e)) => Err(internal(e)),
+            Err(e) => Err(status(e)),
         }
     }
 
@@ -246,14 +221,13 @@ impl ratings_server::Ratings for OversightApi {
         &self,
         request: Request<pb::ListRectificationsRequest>,
     ) -> Result<Response<pb::ListRectificationsResponse>, Status> {
-        require_operator(&request, self.store.node())?;
         let req = request.into_inner();
         let township = parse_township(&req.township)?;
         let items = self
             .store
             .rectifications(township.as_ref(), req.open_only)
             .await
-            .map_err(internal)?;
+            .map_err(status)?;
         Ok(Response::new(pb::ListRectificationsResponse {
             rectifications: items.iter().map(rectification_to_wire).collect(),
         }))
@@ -263,13 +237,8 @@ impl ratings_server::Ratings for OversightApi {
 #[tonic::async_trait]
 impl oversight_server::Oversight for OversightApi {
     async fn summary(&self, request: Request<pb::SummaryRequest>) -> Result<Response<pb::OversightSummary>, Status> {
-        require_operator(&request, self.store.node())?;
         let township = parse_township(&request.get_ref().township)?;
-        let summary = self
-            .store
-            .oversight_summary(township.as_ref())
-            .await
-            .map_err(internal)?;
+        let summary = self.store.oversight_summary(township.as_ref()).await.map_err(status)?;
         Ok(Response::new(summary_to_wire(&summary)))
     }
 }
