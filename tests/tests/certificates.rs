@@ -113,6 +113,7 @@ async fn a_node_certificate_naming_another_place_is_refused() {
         store: StoreLocation::SqliteFile(dir.path().join("impostor.db")),
         tls: ops::material(cluster.ca(), &Principal::Node(id(T2))),
         sync: SyncConfig::default(),
+        clock: std::sync::Arc::new(tongban_core::calendar::SystemClock),
     })
     .await;
     match started {

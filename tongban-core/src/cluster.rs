@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::calendar::{Clock, SystemClock};
 use crate::config::SyncConfig;
 use crate::ids::NodeId;
 use crate::node::{self, NodeError, NodeHandle, NodeSpec};
@@ -56,6 +58,9 @@ pub struct Cluster {
     county: NodeId,
     sync: SyncConfig,
     slots: BTreeMap<NodeId, Slot>,
+    // The clock every node of the tree is started on: one clock for the whole tree, so a test
+    // or the demo moves the days of every node at once.
+    clock: Arc<dyn Clock>,
 }
 
 impl Cluster {
@@ -69,7 +74,14 @@ impl Cluster {
             county: county.clone(),
             sync,
             slots: BTreeMap::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Starts every node from now on on `clock` instead of the machine's (a `ManualClock` to
+    /// move days, or a simulated one).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 
     pub fn ca(&self) -> &DevCa {
@@ -143,6 +155,7 @@ impl Cluster {
             store: slot.store.clone(),
             tls: slot.tls.clone(),
             sync,
+            clock: self.clock.clone(),
         })
         .await?;
         slot.handle = Some(handle);

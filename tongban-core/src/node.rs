@@ -18,6 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{info, info_span};
 
 use crate::api::OperatorApi;
+use crate::calendar::{Clock, SystemClock};
 use crate::config::{NodeConfig, SyncConfig};
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
@@ -61,6 +62,8 @@ pub struct NodeSpec {
     pub store: StoreLocation,
     pub tls: TlsMaterial,
     pub sync: SyncConfig,
+    /// The node's one clock (the machine's in production, a moved or simulated one in tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A running node.
@@ -124,6 +127,7 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         store,
         tls,
         sync,
+        clock,
     } = spec;
     match &tls.principal {
         Principal::Node(id) if *id == node_id => {}
@@ -134,7 +138,7 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
             });
         }
     }
-    let store = Store::open(&store, &node_id).await?;
+    let store = Store::open_on(&store, &node_id, clock).await?;
     let links = Arc::new(LinkRegistry::default());
     let addr = listener.local_addr().map_err(|source| NodeError::Listen {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -197,6 +201,8 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .trace_fn(|req| info_span!("rpc", path = %req.uri().path()))
+        // Every request meets the access table before it is decoded.
+        .layer(crate::access::AccessLayer::new(node_id.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -334,6 +340,7 @@ pub async fn serve_loaded(expected_tier: Tier, config: NodeConfig, tls: TlsMater
             store: config.store_location(),
             tls,
             sync: config.sync.clone(),
+            clock: Arc::new(SystemClock),
         },
     )
     .await?;

@@ -40,6 +40,14 @@ pub(crate) struct TimeSettings {
 }
 
 impl TimeSettings {
+    /// Default settings on `clock`.
+    pub(super) fn on(clock: Arc<dyn Clock>) -> Self {
+        TimeSettings {
+            clock,
+            ..TimeSettings::default()
+        }
+    }
+
     pub(super) fn thresholds(&self) -> WarningThresholds {
         self.thresholds
     }

@@ -34,7 +34,7 @@ use crate::case::{
     decide, local_date,
 };
 use crate::event::{CheckedEvent, EventError, NewEvent};
-use crate::hlc::{physical_ms, wall_ms};
+use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
 use crate::warnings::{self, WarningThresholds};
@@ -568,7 +568,7 @@ impl Store {
     ) -> Result<CaseView, CaseError> {
         let mut last_clash = String::new();
         for _ in 0..NUMBER_ATTEMPTS {
-            let hlc = self.clock.now();
+            let hlc = self.hlc_now();
             let at_ms = physical_ms(hlc);
             let date = local_date(at_ms);
             let seq = self.next_case_seq(date).await?;
@@ -632,7 +632,7 @@ impl Store {
             .case(&CaseRef::Id(id.clone()))
             .await?
             .ok_or_else(|| CaseError::NotFound(id.to_string()))?;
-        let transition = decide(&view, &action, &Actor::new(principal.clone(), wall_ms()))?;
+        let transition = decide(&view, &action, &Actor::new(principal.clone(), self.wall_ms()))?;
         let new = NewEvent {
             principal: principal.to_string(),
             subject: format!("case:{id}"),
@@ -1008,7 +1008,7 @@ mod tests {
         let forged = event::seal(
             &node(TOWNSHIP),
             1,
-            township.clock.now(),
+            township.hlc_now(),
             &NewEvent {
                 principal: operator(TOWNSHIP).to_string(),
                 subject: format!("case:{}", view.id),
@@ -1037,7 +1037,7 @@ mod tests {
         let forged = event::seal(
             &node(VILLAGE),
             3,
-            village.clock.now(),
+            village.hlc_now(),
             &NewEvent {
                 principal: operator(VILLAGE).to_string(),
                 subject: format!("case:{}", view.id),

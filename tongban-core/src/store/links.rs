@@ -6,7 +6,6 @@ use sqlx::{Any, Row, Transaction};
 use tongban_proto::v1 as pb;
 
 use super::{Store, StoreError};
-use crate::hlc::wall_ms;
 use crate::ids::NodeId;
 
 /// Which end of a link the peer is, seen from this node.
@@ -151,7 +150,7 @@ impl Store {
         )
         .bind(peer.to_string())
         .bind(acked as i64)
-        .bind(wall_ms() as i64)
+        .bind(self.now_ms())
         .execute(&mut *write.tx)
         .await?;
         write.commit().await
@@ -165,7 +164,7 @@ impl Store {
              repairs = repairs + $4 WHERE peer = $1",
         )
         .bind(peer.to_string())
-        .bind(wall_ms() as i64)
+        .bind(self.now_ms())
         .bind(i64::from(ok))
         .bind(i64::from(!ok))
         .execute(&mut *write.tx)

@@ -41,7 +41,7 @@ pub use oversight::{
 pub use supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter, WarningList};
 
 use crate::event::{self, CheckedEvent, EventError, NewEvent, Routing};
-use crate::hlc::{Hlc, wall_ms};
+use crate::hlc::Hlc;
 use crate::ids::NodeId;
 pub use projection::{DomainState, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Projections};
 
@@ -280,7 +280,7 @@ impl Store {
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
             .fetch_one(&store.pool)
             .await?;
-        store.clock.observe(max_hlc.unwrap_or(0) as u64);
+        store.clock.observe(max_hlc.unwrap_or(0) as u64, store.wall_ms());
         let store = Arc::new(store);
         tokio::spawn(author_in_groups(Arc::downgrade(&store), author_requests));
         Ok(store)
@@ -288,6 +288,16 @@ impl Store {
 
     pub fn node(&self) -> &NodeId {
         &self.node
+    }
+
+    /// A new HLC timestamp on this node's clock.
+    pub(crate) fn hlc_now(&self) -> u64 {
+        self.clock.now(self.wall_ms())
+    }
+
+    /// This node's clock as unsigned milliseconds (never before the epoch).
+    pub(crate) fn wall_ms(&self) -> u64 {
+        u64::try_from(self.now_ms()).unwrap_or(0)
     }
 
     pub fn backend(&self) -> Backend {
@@ -446,7 +456,7 @@ impl Store {
                 }
             }
         }
-        insert_events(&mut tx, self.backend, &staged).await?;
+        insert_events(&mut tx, self.backend, &staged, self.now_ms()).await?;
         tx.commit().await?;
         Ok(GroupFold::Committed {
             state,
@@ -465,7 +475,7 @@ impl Store {
         staged: &mut Vec<StagedEvent>,
     ) -> Result<Result<(), StoreError>, StoreError> {
         for new in new_events {
-            let sealed = event::seal(&self.node, state.next_own_seq as u64, self.clock.now(), new);
+            let sealed = event::seal(&self.node, state.next_own_seq as u64, self.hlc_now(), new);
             let checked = match event::check(sealed).and_then(|c| self.check_authorship(&c).map(|_| c)) {
                 Ok(checked) => checked,
                 Err(e) => return Ok(Err(e.into())),
@@ -535,7 +545,7 @@ impl Store {
         let known = existing_hashes(&mut tx, &batch).await?;
         let mut seen_in_batch = std::collections::HashMap::new();
         let mut staged = Vec::new();
-        let now = wall_ms() as i64;
+        let now = self.now_ms();
         for synced in batch {
             let Some(raw) = synced.event else {
                 continue;
@@ -583,7 +593,7 @@ impl Store {
                     continue;
                 }
             };
-            self.clock.observe(checked.event.hlc);
+            self.clock.observe(checked.event.hlc, self.wall_ms());
             seen_in_batch.insert(key, checked.event.content_hash.clone());
             let routing = event::route(&self.node, Some(peer), checked.route_class(), &checked.route_key);
             staged.push(StagedEvent {
@@ -597,7 +607,7 @@ impl Store {
         }
         report.applied = staged.len();
         self.flush(&mut tx, &mut state).await?;
-        insert_events(&mut tx, self.backend, &staged).await?;
+        insert_events(&mut tx, self.backend, &staged, now).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
         self.recent.push(&staged);
@@ -912,8 +922,8 @@ async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     staged: &[StagedEvent],
+    stored_ms: i64,
 ) -> Result<(), StoreError> {
-    let stored_ms = wall_ms() as i64;
     for chunk in staged.chunks(INSERT_CHUNK) {
         // The statement text holds only generated placeholders; every value is bound.
         let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len(), backend)));
