@@ -7,6 +7,8 @@
 //! - [`bin`]: the real `county-node` / `township-node` / `village-node` executables, which Cargo
 //!   builds as targets of this package ([`node_binary!`]), and child processes that are killed
 //!   when a test ends however it ends;
+//! - [`days`]: working days counted by hand (the 2026 schedule written out), for expected
+//!   deadlines that do not come from the engine;
 //! - [`catalogue`]: small test catalogues and their import through the real `Catalogue.Import` RPC;
 //! - [`ops`]: operator gRPC calls (status, alarms, items, versions) as any principal;
 //! - [`link`]: a hand-driven child end of a `Sync.Link` stream, to deliver chosen events;
@@ -23,6 +25,7 @@
 pub mod bin;
 pub mod catalogue;
 pub mod custody;
+pub mod days;
 pub mod db;
 pub mod link;
 pub mod ops;
