@@ -1,134 +1,64 @@
 //! The real node executables (`county-node`, `township-node`, `village-node`) and processes
 //! running them.
 //!
-//! `cargo test -p tests` does not build other packages' binaries, so [`node_binary`] builds them
-//! (once per test process, with the test binary's profile) when they are missing or older than
-//! any source they are built from, so a test never runs a binary that predates the engine. [`Daemon`] kills its process when dropped, so a failing test leaves nothing running.
+//! The executables are targets of this package (`src/bin/test-*-node.rs`, each exactly its tier
+//! crate's `main`), so Cargo builds them before the scenarios and tells the scenarios where
+//! they are through `CARGO_BIN_EXE_<name>`; no test runs Cargo. That variable exists only while
+//! an integration test is compiled, so the scenarios name a binary with the [`node_binary!`]
+//! macro, which expands in the test itself. [`Daemon`] kills its process when dropped, so a
+//! failing test leaves nothing running.
+//!
+//! [`node_binary!`]: crate::node_binary
 
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use tongban_core::ids::NodeId;
 use tongban_core::tls::TlsFiles;
 
-/// The three node executables.
-pub const NODE_BINARIES: [&str; 3] = ["county-node", "township-node", "village-node"];
+use crate::wait::{deadline_in, wait_until, wait_until_blocking};
 
-/// `target/<profile>` of the running test binary (which lives in `target/<profile>/deps`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot find the test executable: {e}"));
-    let deps = exe
-        .parent()
-        .unwrap_or_else(|| panic!("test executable {} has no directory", exe.display()));
-    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().unwrap_or(deps)
-    } else {
-        deps
+/// One node executable: the tier binary it stands for (`county-node`, ...) and the path Cargo
+/// built it at. Made by [`node_binary!`](crate::node_binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeBinary {
+    pub name: &'static str,
+    pub path: &'static str,
+}
+
+/// The [`NodeBinary`] for `"county-node"`, `"township-node"` or `"village-node"`, from
+/// `CARGO_BIN_EXE_test-<tier>-node` (set by Cargo while the calling test is compiled).
+#[macro_export]
+macro_rules! node_binary {
+    ("county-node") => {
+        $crate::bin::NodeBinary {
+            name: "county-node",
+            path: env!("CARGO_BIN_EXE_test-county-node"),
+        }
     };
-    dir.to_owned()
+    ("township-node") => {
+        $crate::bin::NodeBinary {
+            name: "township-node",
+            path: env!("CARGO_BIN_EXE_test-township-node"),
+        }
+    };
+    ("village-node") => {
+        $crate::bin::NodeBinary {
+            name: "village-node",
+            path: env!("CARGO_BIN_EXE_test-village-node"),
+        }
+    };
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Builds the node binaries with cargo, in the test binary's profile and target directory.
-fn build_binaries(profile_dir: &Path) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_owned();
-    let mut command = Command::new(&cargo);
-    command.arg("build").arg("--manifest-path").arg(&manifest);
-    for name in NODE_BINARIES {
-        command.arg("-p").arg(name);
-    }
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            command.arg("--release");
-        }
-        other => {
-            command.arg("--profile").arg(other);
-        }
-    }
-    if let Some(target_dir) = profile_dir.parent() {
-        command.arg("--target-dir").arg(target_dir);
-    }
-    eprintln!("building the node binaries: {command:?}");
-    let status = command.status().map_err(|e| format!("cannot run {cargo}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{command:?}` failed with {status}"))
-    }
-}
-
-/// The newest modification time of any source the node binaries are built from.
-fn newest_source() -> Option<SystemTime> {
-    fn walk(path: &Path, newest: &mut Option<SystemTime>) {
-        let Ok(meta) = std::fs::metadata(path) else { return };
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
-                return;
-            }
-            if let Ok(entries) = std::fs::read_dir(path) {
-                for entry in entries.flatten() {
-                    walk(&entry.path(), newest);
-                }
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(Some(modified));
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut newest = None;
-    for part in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "proto",
-        "tongban-core",
-        "county-node",
-        "township-node",
-        "village-node",
-    ] {
-        walk(&root.join(part), &mut newest);
-    }
-    newest
-}
-
-/// Path of the node executable `name` (one of [`NODE_BINARIES`]), built first if any of them is
-/// missing or older than the sources it is built from.
-pub fn node_binary(name: &str) -> PathBuf {
-    assert!(NODE_BINARIES.contains(&name), "{name} is not a node binary");
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let dir = profile_dir();
-        let sources = newest_source();
-        let stale = NODE_BINARIES.iter().any(|n| match (modified(&dir.join(n)), sources) {
-            (None, _) => true,
-            (Some(bin), Some(src)) => bin < src,
-            (Some(_), None) => false,
-        });
-        if stale {
-            build_binaries(&dir)?;
-        }
-        Ok(dir)
-    });
-    match dir {
-        Ok(dir) => {
-            let path = dir.join(name);
-            assert!(path.exists(), "{} does not exist after building it", path.display());
-            path
-        }
-        Err(e) => panic!("cannot provide the node binaries: {e}"),
+impl NodeBinary {
+    /// The executable's path; panics if Cargo did not build it.
+    pub fn path(&self) -> PathBuf {
+        let path = PathBuf::from(self.path);
+        assert!(path.exists(), "{} ({}) has not been built", self.name, path.display());
+        path
     }
 }
 
@@ -181,8 +111,8 @@ impl NodeToml<'_> {
 
 /// A command for a node executable with no `TONGBAN_*` variables inherited (they would override
 /// the configuration file under test).
-pub fn node_command(binary: &str) -> Command {
-    let mut command = Command::new(node_binary(binary));
+pub fn node_command(binary: NodeBinary) -> Command {
+    let mut command = Command::new(binary.path());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("TONGBAN_") {
             command.env_remove(key);
@@ -194,29 +124,28 @@ pub fn node_command(binary: &str) -> Command {
 
 /// Runs a node executable to completion with `args`, returning its exit status and stderr;
 /// panics if it is still running after `timeout` (it is killed then).
-pub fn run_to_exit(binary: &str, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+pub fn run_to_exit(binary: NodeBinary, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+    let name = binary.name;
     let mut child = node_command(binary)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{binary} {args:?} was still running after {timeout:?}");
-            }
-            Err(e) => panic!("cannot wait for {binary}: {e}"),
-        }
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let what = format!("{name} {args:?} to exit");
+    let exited = wait_until_blocking(std::time::Instant::now() + timeout, &what, || match child.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        Ok(None) => Err("still running".to_owned()),
+        Err(e) => panic!("cannot wait for {name}: {e}"),
+    });
+    if let Err(e) = exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}");
     }
     let output = child
         .wait_with_output()
-        .unwrap_or_else(|e| panic!("cannot collect {binary}'s output: {e}"));
+        .unwrap_or_else(|e| panic!("cannot collect {name}'s output: {e}"));
     (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
@@ -224,7 +153,7 @@ pub fn run_to_exit(binary: &str, args: &[&str], timeout: Duration) -> (ExitStatu
 pub struct Daemon {
     pub node_id: NodeId,
     pub addr: SocketAddr,
-    binary: &'static str,
+    binary: NodeBinary,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -233,7 +162,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `binary serve --config <config>`; its output goes to `log` (appended across restarts).
-    pub fn start(binary: &'static str, node_id: NodeId, addr: SocketAddr, config: PathBuf, log: PathBuf) -> Daemon {
+    pub fn start(binary: NodeBinary, node_id: NodeId, addr: SocketAddr, config: PathBuf, log: PathBuf) -> Daemon {
         let mut daemon = Daemon {
             node_id,
             addr,
@@ -264,7 +193,7 @@ impl Daemon {
             .stdout(log)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} for {}: {e}", self.binary, self.node_id));
+            .unwrap_or_else(|e| panic!("cannot start {} for {}: {e}", self.binary.name, self.node_id));
         self.child = Some(child);
         self.starts += 1;
     }
@@ -276,33 +205,32 @@ impl Daemon {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Waits until the node accepts TCP connections; panics (with its log) if it exits first.
+    /// Waits until the node accepts TCP connections; panics (with its log) if it exits first or
+    /// is not listening after `timeout`.
     pub async fn wait_listening(&mut self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "{} {} exited with {status} before listening; log:\n{}",
-                    self.binary,
-                    self.node_id,
-                    self.log_tail()
-                );
+        let what = format!("{} {} to listen on {}", self.binary.name, self.node_id, self.addr);
+        let addr = self.addr;
+        let child = &mut self.child;
+        let listening = wait_until(deadline_in(timeout), &what, || {
+            let exited = match child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status),
+                _ => None,
+            };
+            async move {
+                if let Some(status) = exited {
+                    return Ok(Err(format!("exited with {status} before listening")));
+                }
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(_) => Ok(Ok(())),
+                    Err(e) => Err(format!("connecting: {e}")),
+                }
             }
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "{} {} is not listening on {} after {timeout:?}; log:\n{}",
-                    self.binary,
-                    self.node_id,
-                    self.addr,
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await;
+        match listening {
+            Ok(Ok(())) => {}
+            Ok(Err(exited)) => panic!("{what}: {exited}; log:\n{}", self.log_tail()),
+            Err(e) => panic!("{e}; log:\n{}", self.log_tail()),
         }
     }
 

@@ -74,3 +74,16 @@ pub async fn delete_event(path: &Path, origin: &str, seq: u64) -> u64 {
     pool.close().await;
     done.rows_affected()
 }
+
+/// The journal mode recorded in the SQLite file at `path` (`wal`, `delete`, ...), read over a
+/// read-only connection that sets nothing itself: WAL mode is persistent in the file, so this
+/// is what the node left there, not what this connection asked for.
+pub async fn journal_mode(path: &Path) -> String {
+    let pool = pool(path, true).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the journal mode of {}: {e}", path.display()));
+    pool.close().await;
+    mode
+}

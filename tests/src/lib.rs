@@ -2,9 +2,13 @@
 //! mutual TLS on loopback. The engine's [`tongban_core::cluster::Cluster`] starts nodes in this
 //! process; this crate owns what the scenarios need around it:
 //!
-//! - [`pg`]: a throwaway PostgreSQL server per test (skipped cleanly when the binaries are absent);
-//! - [`bin`]: the real `county-node` / `township-node` / `village-node` executables, built on
-//!   demand, and child processes that are killed when a test ends however it ends;
+//! - [`pg`]: a throwaway PostgreSQL server per test (skipped cleanly when the binaries are absent,
+//!   except under `CI=true`, where their absence fails the test);
+//! - [`bin`]: the real `county-node` / `township-node` / `village-node` executables, which Cargo
+//!   builds as targets of this package ([`node_binary!`]), and child processes that are killed
+//!   when a test ends however it ends;
+//! - [`days`]: working days counted by hand (the 2026 schedule written out), for expected
+//!   deadlines that do not come from the engine;
 //! - [`catalogue`]: small test catalogues and their import through the real `Catalogue.Import` RPC;
 //! - [`ops`]: operator gRPC calls (status, alarms, items, versions) as any principal;
 //! - [`link`]: a hand-driven child end of a `Sync.Link` stream, to deliver chosen events;
@@ -12,7 +16,8 @@
 //!   scenario needs (the store API rightly offers neither);
 //! - [`tree`]: an in-process test tree on the engine's `Cluster`, catalogue convergence, and the
 //!   convergence scenario shared by the SQLite and PostgreSQL runs;
-//! - [`wait`]: polling with generous timeouts and failure messages that say what was last seen;
+//! - [`wait`]: polling with a deadline per wait and failure messages that name the condition and
+//!   what was last seen;
 //! - the node ids of the test tree, and [`setup`], which every test calls first.
 //!
 //! It asserts nothing itself beyond "this helper worked": the scenarios make the claims.
@@ -20,6 +25,7 @@
 pub mod bin;
 pub mod catalogue;
 pub mod custody;
+pub mod days;
 pub mod db;
 pub mod link;
 pub mod ops;

@@ -1,13 +1,22 @@
-//! A hand-driven child end of a `Sync.Link` stream: the test says hello with a certificate of its
-//! choosing, then sends exactly the batches it wants (duplicates, conflicting copies) and reads
-//! the parent's acknowledgements. Whatever the parent sends down is recorded and acknowledged,
-//! as a well-behaved child would.
+//! Hand-driven ends of a `Sync.Link` stream, to deliver exactly the events a test chooses.
+//!
+//! - [`FakeChild`]: the child end. The test says hello with a certificate of its choosing, then
+//!   sends exactly the batches it wants (duplicates, conflicting copies) and reads the parent's
+//!   acknowledgements. Whatever the parent sends down is recorded and acknowledged, as a
+//!   well-behaved child would.
+//! - [`FakeParent`]: the parent end, a real `tongban.v1.Sync` server over mTLS that a real node
+//!   dials as its parent. The test sends down the batches it wants (a catalogue version out of
+//!   order, one with a wrong hash, an invalid calendar) and reads the child's acknowledgements;
+//!   whatever the child sends up is recorded and acknowledged.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt};
 use tongban_core::event::{NewEvent, seal};
 use tongban_core::hlc::Hlc;
 use tongban_core::ids::NodeId;
@@ -15,8 +24,8 @@ use tongban_core::probe::ProbeGenerator;
 use tongban_core::tls::{TlsMaterial, explain_status, explain_transport_error, node_server_name};
 use tongban_proto::v1::{self as pb, link_frame::Frame, sync_client::SyncClient};
 use tonic::codec::CompressionEncoding;
-use tonic::transport::Endpoint;
-use tonic::{Code, Status, Streaming};
+use tonic::transport::{Endpoint, Server};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Largest frame either way (as the engine's links).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -188,6 +197,171 @@ impl FakeChild {
 
 fn frame(f: Frame) -> pb::LinkFrame {
     pb::LinkFrame { frame: Some(f) }
+}
+
+/// A parent node played by the test: a `tongban.v1.Sync` server on a loopback port with the
+/// certificate of `node` (issued by the tree's CA), which accepts links and hands each to the
+/// test as a [`ParentSession`]. Stops serving when dropped.
+pub struct FakeParent {
+    pub node: NodeId,
+    pub addr: SocketAddr,
+    sessions: mpsc::Receiver<ParentSession>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl FakeParent {
+    /// Serves as `node` with `tls` (a certificate for `node`) on a free loopback port.
+    pub async fn start(node: &NodeId, tls: &TlsMaterial) -> FakeParent {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("cannot bind a loopback port for the fake parent: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("bound socket has no address: {e}"));
+        let (sessions_tx, sessions) = mpsc::channel(4);
+        let service = pb::sync_server::SyncServer::new(ParentService {
+            node: node.clone(),
+            sessions: sessions_tx,
+        })
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(MAX_FRAME)
+        .max_encoding_message_size(MAX_FRAME);
+        let router = Server::builder()
+            .tls_config(tls.server_config())
+            .unwrap_or_else(|e| panic!("bad TLS configuration for the fake parent: {e}"))
+            .add_service(service);
+        let server = tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+        FakeParent {
+            node: node.clone(),
+            addr,
+            sessions,
+            server,
+        }
+    }
+
+    /// `https://addr`, for the child's `parent` setting.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The next link a child opens; panics after `timeout`.
+    pub async fn accept(&mut self, timeout: Duration) -> ParentSession {
+        tokio::time::timeout(timeout, self.sessions.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no child linked to the fake parent {} within {timeout:?}", self.node))
+            .unwrap_or_else(|| panic!("the fake parent {} stopped serving", self.node))
+    }
+}
+
+impl Drop for FakeParent {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct ParentService {
+    node: NodeId,
+    sessions: mpsc::Sender<ParentSession>,
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::LinkFrame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::sync_server::Sync for ParentService {
+    type LinkStream = FrameStream;
+
+    async fn link(&self, request: Request<Streaming<pb::LinkFrame>>) -> Result<Response<Self::LinkStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::LinkFrame {
+                frame: Some(Frame::Hello(hello)),
+            }) => hello,
+            other => return Err(Status::invalid_argument(format!("expected hello, got {other:?}"))),
+        };
+        let (outbound, rx) = mpsc::channel(16);
+        let welcome = pb::Welcome {
+            node_id: self.node.to_string(),
+            applied_up_to: 0,
+        };
+        outbound
+            .send(frame(Frame::Welcome(welcome)))
+            .await
+            .map_err(|_| Status::unavailable("the child left during the handshake"))?;
+        let session = ParentSession {
+            hello,
+            outbound,
+            inbound,
+            received: Vec::new(),
+        };
+        self.sessions
+            .send(session)
+            .await
+            .map_err(|_| Status::unavailable("the test no longer accepts links"))?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+    }
+}
+
+/// One link from a real child to a [`FakeParent`], seen from the parent.
+pub struct ParentSession {
+    /// What the child said when it dialled.
+    pub hello: pb::Hello,
+    outbound: mpsc::Sender<pb::LinkFrame>,
+    inbound: Streaming<pb::LinkFrame>,
+    /// Events the child sent up on this link, in arrival order.
+    pub received: Vec<pb::Event>,
+}
+
+impl ParentSession {
+    /// Sends one batch down: `events` with the local_seq this parent claims for each, and the
+    /// batch's `through_local_seq`.
+    pub async fn send_batch(&mut self, events: &[(u64, pb::Event)], through: u64) {
+        let batch = pb::EventBatch {
+            events: events
+                .iter()
+                .map(|(local_seq, event)| pb::SyncedEvent {
+                    local_seq: *local_seq,
+                    event: Some(event.clone()),
+                })
+                .collect(),
+            through_local_seq: through,
+        };
+        self.outbound
+            .send(frame(Frame::Batch(batch)))
+            .await
+            .unwrap_or_else(|_| panic!("the link closed while sending a batch down"));
+    }
+
+    /// Reads frames until the child acknowledges `through` (it does so only after committing
+    /// the batch); panics on anything else going wrong. Batches from the child are recorded and
+    /// acknowledged.
+    pub async fn expect_ack(&mut self, through: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.inbound.message())
+                .await
+                .unwrap_or_else(|_| panic!("no acknowledgement of {through} within {timeout:?}"))
+                .unwrap_or_else(|s| panic!("the link failed while waiting for ack {through}: {s:?}"));
+            match next.and_then(|f| f.frame) {
+                Some(Frame::Ack(ack)) if ack.applied_up_to == through => return,
+                Some(Frame::Ack(ack)) if ack.applied_up_to < through => {}
+                Some(Frame::Ack(ack)) => {
+                    panic!("expected an acknowledgement of {through}, got {}", ack.applied_up_to)
+                }
+                Some(Frame::Batch(batch)) => {
+                    let up_to = batch.through_local_seq;
+                    self.received.extend(batch.events.into_iter().filter_map(|e| e.event));
+                    let _ = self
+                        .outbound
+                        .send(frame(Frame::Ack(pb::Ack { applied_up_to: up_to })))
+                        .await;
+                }
+                Some(Frame::ChecksumProbe(_) | Frame::ChecksumReply(_)) => {}
+                Some(other) => panic!("unexpected frame while waiting for ack {through}: {other:?}"),
+                None => panic!("the child closed the link while we waited for ack {through}"),
+            }
+        }
+    }
 }
 
 /// Seals probe events `seqs` authored at `origin` and routed along its own path, exactly as

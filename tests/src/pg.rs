@@ -4,13 +4,16 @@
 //!
 //! `initdb` refuses to run as root, so as root the directory is handed to the `postgres` user and
 //! the server commands run through `runuser -u postgres --`. Without PostgreSQL binaries,
-//! [`TempPostgres::start`] returns `None` and the test says it is skipping.
+//! [`TempPostgres::start`] returns `None` and the test says it is skipping — except when the
+//! environment variable `CI` is `true`: CI always installs PostgreSQL, so there its absence is a
+//! failure, not a reason to pass without running.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// What a test prints when it cannot run for lack of PostgreSQL.
-pub const SKIP_MESSAGE: &str = "skipping: no PostgreSQL binaries (initdb/pg_ctl) found";
+pub const SKIP_MESSAGE: &str =
+    "skipping: no PostgreSQL binaries (initdb/pg_ctl) found (with CI=true this would fail instead)";
 
 /// A throwaway server with a database for the county, as the store list a cluster takes (see
 /// `tree::cluster`); `None`, after printing [`SKIP_MESSAGE`], when no PostgreSQL binaries exist.
@@ -74,6 +77,11 @@ fn find_bin_dir() -> Option<PathBuf> {
     candidates.pop().map(|(_, bin)| bin)
 }
 
+/// Whether PostgreSQL must be present: `CI` is set to `true` (as CI services set it).
+fn must_have_postgres() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -103,8 +111,18 @@ fn check(what: &str, output: std::io::Result<Output>) -> Result<Output, String> 
 impl TempPostgres {
     /// Starts a server, or returns `None` when no PostgreSQL binaries are installed. Panics when
     /// the binaries exist but the server cannot be started (that is a real failure).
+    ///
+    /// Panics instead of returning `None` when `CI=true` (see the module comment).
     pub fn start() -> Option<TempPostgres> {
-        let bin = find_bin_dir()?;
+        let Some(bin) = find_bin_dir() else {
+            if must_have_postgres() {
+                panic!(
+                    "CI=true but no PostgreSQL binaries (initdb/pg_ctl) were found on PATH or under \
+                     /usr/lib/postgresql/*/bin: the PostgreSQL scenarios must run in CI"
+                );
+            }
+            return None;
+        };
         match TempPostgres::start_with(bin) {
             Ok(pg) => Some(pg),
             Err(e) => panic!("PostgreSQL binaries exist but a test server did not start: {e}"),
@@ -146,8 +164,10 @@ impl TempPostgres {
                 .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
                 .output(),
         )?;
+        // No autovacuum: its transactions would count in `pg_stat_database` beside the store's
+        // own (see `committed_transactions`), and a throwaway server needs no vacuuming.
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c autovacuum=off",
             sockets.display()
         );
         let log = pg.dir.path().join("server.log");
@@ -202,6 +222,43 @@ impl TempPostgres {
     /// The URL of database `db`: `postgres://tongban@127.0.0.1:PORT/db`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// How many transactions database `db` has committed (`pg_stat_database.xact_commit`),
+    /// read once no session is connected to it any more: a backend publishes its statistics
+    /// when it exits, before it leaves `pg_stat_activity`, so the count is then complete.
+    /// Close every pool on `db` first. Read over a connection to the `postgres` database, so the
+    /// reading itself is not counted.
+    pub async fn committed_transactions(&self, db: &str) -> i64 {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url("postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test server's postgres database: {e}"));
+        let what = format!("every session on {db} to end");
+        crate::wait::wait_for(crate::wait::TIMEOUT, &what, || {
+            let pool = pool.clone();
+            async move {
+                let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(db.to_owned())
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if sessions == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{sessions} sessions still connected"))
+                }
+            }
+        })
+        .await;
+        let commits: i64 = sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+            .bind(db.to_owned())
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("cannot read pg_stat_database for {db}: {e}"));
+        pool.close().await;
+        commits
     }
 
     pub fn port(&self) -> u16 {

@@ -148,7 +148,7 @@ fn the_township_binary_refuses_a_certificate_for_another_township() {
     }
     .write(&config);
     let (status, stderr) = run_to_exit(
-        "township-node",
+        tests::node_binary!("township-node"),
         &["serve", "--config", config.to_str().unwrap()],
         Duration::from_secs(30),
     );

@@ -6,13 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tests::bin::{NodeToml, free_addr, run_to_exit};
+use tests::bin::{NodeBinary, NodeToml, free_addr, run_to_exit};
 use tests::{COUNTY, T1, T2, id, setup};
 use tongban_core::pki::{self, PkiLayout};
 use tongban_core::tls::TlsFiles;
 
 /// How long a binary may take to refuse a configuration (it should take milliseconds).
 const REFUSAL: Duration = Duration::from_secs(30);
+
+/// The binary every refusal here is asked of.
+const TOWNSHIP: NodeBinary = tests::node_binary!("township-node");
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -56,12 +59,13 @@ impl Fixture {
 
 /// Runs `binary serve --config path` and checks it exits with code 2 and a stderr containing
 /// every one of `needles`.
-fn assert_refused(binary: &str, config: &Path, case: &str, needles: &[&str]) {
+fn assert_refused(binary: NodeBinary, config: &Path, case: &str, needles: &[&str]) {
     let (status, stderr) = run_to_exit(binary, &["serve", "--config", config.to_str().unwrap()], REFUSAL);
     assert_eq!(
         status.code(),
         Some(2),
-        "{case}: {binary} exited with {status}; stderr:\n{stderr}"
+        "{case}: {} exited with {status}; stderr:\n{stderr}",
+        binary.name
     );
     for needle in needles {
         assert!(
@@ -83,7 +87,7 @@ fn bad_config_fails_clearly() {
     // (1) The file does not exist.
     let missing = fx.path("nowhere/township.toml");
     assert_refused(
-        "township-node",
+        TOWNSHIP,
         &missing,
         "missing file",
         &["does not exist", "nowhere/township.toml"],
@@ -91,12 +95,7 @@ fn bad_config_fails_clearly() {
 
     // (2) A township without `parent`.
     let config = fx.write("no-parent.toml", &fx.valid(T1, false));
-    assert_refused(
-        "township-node",
-        &config,
-        "missing parent",
-        &["441424100", "needs `parent`"],
-    );
+    assert_refused(TOWNSHIP, &config, "missing parent", &["441424100", "needs `parent`"]);
 
     // (3) A malformed node id.
     let text = fx
@@ -104,7 +103,7 @@ fn bad_config_fails_clearly() {
         .replace("node_id = \"441424100\"", "node_id = \"44142410\"");
     let config = fx.write("bad-id.toml", &text);
     assert_refused(
-        "township-node",
+        TOWNSHIP,
         &config,
         "malformed node id",
         &["44142410", "6, 9 or 12 digits"],
@@ -113,7 +112,7 @@ fn bad_config_fails_clearly() {
     // (4) A county's configuration given to the township binary.
     let config = fx.write("county.toml", &fx.valid(COUNTY, false));
     assert_refused(
-        "township-node",
+        TOWNSHIP,
         &config,
         "county config",
         &["441424 is a county node", "township-node", "use county-node"],
@@ -122,21 +121,16 @@ fn bad_config_fails_clearly() {
     // More of the same kind: a misspelt key, a parent that is not https, a missing key file.
     let text = fx.valid(T1, true).replace("listen =", "lisen =");
     let config = fx.write("typo.toml", &text);
-    assert_refused("township-node", &config, "misspelt key", &["lisen"]);
+    assert_refused(TOWNSHIP, &config, "misspelt key", &["lisen"]);
 
     let text = fx.valid(T1, true).replace("parent = \"https://", "parent = \"http://");
     let config = fx.write("http.toml", &text);
-    assert_refused(
-        "township-node",
-        &config,
-        "plain-http parent",
-        &["must be an https:// address"],
-    );
+    assert_refused(TOWNSHIP, &config, "plain-http parent", &["must be an https:// address"]);
 
     std::fs::remove_file(fx.tls(T1).key).unwrap();
     let config = fx.write("no-key.toml", &fx.valid(T1, true));
     assert_refused(
-        "township-node",
+        TOWNSHIP,
         &config,
         "missing key file",
         &["cannot read private key", "441424100.key"],
@@ -159,18 +153,14 @@ fn a_certificate_for_another_node_is_a_bad_config() {
     }
     .render();
     let config = fx.write("wrong-cert.toml", &text);
-    let (status, stderr) = run_to_exit(
-        "township-node",
-        &["check", "--config", config.to_str().unwrap()],
-        REFUSAL,
-    );
+    let (status, stderr) = run_to_exit(TOWNSHIP, &["check", "--config", config.to_str().unwrap()], REFUSAL);
     assert_eq!(
         status.code(),
         Some(2),
         "`check` accepted a certificate for another node; stderr:\n{stderr}"
     );
     assert_refused(
-        "township-node",
+        TOWNSHIP,
         &config,
         "certificate for another node",
         &["node:441424101", "441424100"],

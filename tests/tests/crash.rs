@@ -91,10 +91,16 @@ async fn kill_minus_9_township_process_mid_sync() {
     let village_toml = config(&village, village_addr, Some(township_addr));
     let log = |node: &NodeId| dir.path().join(format!("{node}.log"));
 
-    let mut county_proc = Daemon::start("county-node", county.clone(), county_addr, county_toml, log(&county));
+    let mut county_proc = Daemon::start(
+        tests::node_binary!("county-node"),
+        county.clone(),
+        county_addr,
+        county_toml,
+        log(&county),
+    );
     county_proc.wait_listening(TIMEOUT).await;
     let mut township_proc = Daemon::start(
-        "township-node",
+        tests::node_binary!("township-node"),
         township.clone(),
         township_addr,
         township_toml,
@@ -102,7 +108,7 @@ async fn kill_minus_9_township_process_mid_sync() {
     );
     township_proc.wait_listening(TIMEOUT).await;
     let mut village_proc = Daemon::start(
-        "village-node",
+        tests::node_binary!("village-node"),
         village.clone(),
         village_addr,
         village_toml,

@@ -39,7 +39,7 @@ use tests::custody::{
     note_anomaly, open_anomalies, submit_case, try_box_history, try_upload, try_where_is, upload, upload_recorded,
     wait_box_scans, wait_case_documents,
 };
-use tests::wait::{TIMEOUT, wait_for};
+use tests::wait::{TIMEOUT, deadline_in, wait_for, wait_until};
 use tests::{COUNTY, T1, id, ops, setup};
 use tongban_core::cluster::Cluster;
 use tongban_core::pki::Principal;
@@ -1087,26 +1087,25 @@ async fn holds_scans(
     ids: &[String],
     timeout: Duration,
 ) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let last = match try_box_history(cluster, node, box_id).await {
+    let what = format!("{node} to hold {} scans of box {box_id}", ids.len());
+    wait_until(deadline_in(timeout), &what, || async {
+        match try_box_history(cluster, node, box_id).await {
             Ok(history) => {
                 let missing: Vec<&String> = ids
                     .iter()
                     .filter(|i| !history.scans.iter().any(|l| &l.scan_id == *i))
                     .collect();
                 if missing.is_empty() {
-                    return Ok(());
+                    Ok(())
+                } else {
+                    Err(format!("missing {missing:?}"))
                 }
-                format!("missing {missing:?}")
             }
-            Err(s) => format!("{:?} {}", s.code(), s.message()),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(last);
+            Err(s) => Err(format!("{:?} {}", s.code(), s.message())),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
+    .map_err(|e| e.last)
 }
 
 /// The anomalies of scenario `tag` among `listed`.

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tests::bin::{NodeToml, free_addr, node_command};
-use tests::wait::TIMEOUT;
+use tests::wait::{TIMEOUT, wait_for, wait_until_blocking};
 use tests::{COUNTY, id, ops, setup};
 use tokio_stream::StreamExt;
 use tongban_core::pki;
@@ -67,7 +67,7 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
     .write(&config);
     let log_path = dir.path().join("county.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = node_command("county-node")
+    let mut child = node_command(tests::node_binary!("county-node"))
         .args(["serve", "--config", config.to_str().unwrap(), "--json-logs"])
         .env("TONGBAN_LISTEN", env_addr.to_string())
         .env("RUST_LOG", "info")
@@ -77,15 +77,17 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
         .unwrap();
 
     // The environment wins over the file: the node listens on the overriding address.
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::net::TcpStream::connect(env_addr).await.is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "the county exited early");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing listens on the TONGBAN_LISTEN address"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(TIMEOUT, "the county to listen on the TONGBAN_LISTEN address", || {
+        let exited = child.try_wait().unwrap();
+        async move {
+            assert!(exited.is_none(), "the county exited early with {exited:?}");
+            match tokio::net::TcpStream::connect(env_addr).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("connecting: {e}")),
+            }
+        }
+    })
+    .await;
     assert!(
         tokio::net::TcpStream::connect(file_addr).await.is_err(),
         "the file's address must not be used when TONGBAN_LISTEN is set"
@@ -141,17 +143,14 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    let stopping = std::time::Instant::now() + Duration::from_secs(20);
+    let status = wait_until_blocking(stopping, "the county to stop after SIGTERM", || {
+        match child.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err("still running".to_owned()),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the county did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "exit status after SIGTERM: {status}");
 
     // Every log line is one JSON object; the start and the shutdown are among them.
