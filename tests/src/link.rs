@@ -371,7 +371,7 @@ pub fn sealed_probes(origin: &NodeId, seqs: std::ops::RangeInclusive<u64>, seed:
     let mut generator = ProbeGenerator::new(origin.clone(), seed);
     seqs.map(|seq| {
         let new: NewEvent = generator.event(origin);
-        seal(origin, seq, clock.now(), &new)
+        seal(origin, seq, clock.now(tongban_core::hlc::wall_ms()), &new)
     })
     .collect()
 }

@@ -225,6 +225,7 @@ async fn scenario(dir: &Path, store: StoreLocation) {
             max_backoff_secs: 1,
             ..SyncConfig::default()
         },
+        clock: std::sync::Arc::new(tongban_core::calendar::SystemClock),
     })
     .await
     .unwrap();
