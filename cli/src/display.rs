@@ -1,6 +1,6 @@
 //! How the command line shows things, the same way in every command: columns padded for
-//! Chinese text ([`cell`], [`width`]), times in China Standard Time ([`china_time`]), and CSV
-//! files read with the `csv` crate ([`read_csv`]).
+//! Chinese text ([`cell`], [`width`]), content hashes cut short ([`short_hash`]), times in China
+//! Standard Time ([`china_time`]), and CSV files read with the `csv` crate ([`read_csv`]).
 
 /// Display columns of `text` (CJK characters take two).
 pub(crate) fn width(text: &str) -> usize {
@@ -16,6 +16,12 @@ pub(crate) fn cell(text: &str, width: usize) -> String {
 /// `-` for an empty field.
 pub(crate) fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
+}
+
+/// The first 16 characters of a content hash, as tables print it; a shorter (or odd) hash from
+/// a node is printed whole rather than cut mid-character.
+pub(crate) fn short_hash(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
 }
 
 /// The records of a CSV text (RFC 4180: commas, double-quoted fields with `""` for a quote,
@@ -115,5 +121,7 @@ mod tests {
         assert_eq!(rows, vec![vec!["a", "b"], vec!["x, y", "say \"hi\""], vec!["last"]]);
         assert_eq!(cell("五华", 6), "五华  ");
         assert_eq!(width("五华x"), 5);
+        assert_eq!(short_hash("0123456789abcdef0123"), "0123456789abcdef");
+        assert_eq!(short_hash("abc"), "abc");
     }
 }

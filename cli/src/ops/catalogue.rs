@@ -8,7 +8,7 @@ use clap::{Subcommand, ValueEnum};
 use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
 
 use crate::client::Connection;
-use crate::display::cell;
+use crate::display::{cell, short_hash};
 
 #[derive(Subcommand, Debug)]
 pub enum CatalogueAction {
@@ -112,7 +112,7 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     response.item_count,
                     response.upserts,
                     response.removals,
-                    &response.content_hash[..16]
+                    short_hash(&response.content_hash)
                 );
             } else {
                 println!(
@@ -260,7 +260,7 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     v.item_count,
                     v.upserts,
                     v.removals,
-                    &v.content_hash[..16.min(v.content_hash.len())],
+                    short_hash(&v.content_hash),
                     v.published_by,
                     v.source
                 );

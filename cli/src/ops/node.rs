@@ -5,6 +5,7 @@ use anyhow::Result;
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
 
 use crate::client::Connection;
+use crate::display::short_hash;
 
 fn ago(now_ms: i64, then_ms: i64) -> String {
     if then_ms <= 0 {
@@ -65,7 +66,7 @@ pub async fn status(conn: Connection, json: bool) -> Result<()> {
     println!(
         "catalogue version {} (hash {}), {} events stored, {} alarms",
         s.catalogue_version,
-        &s.catalogue_hash[..16.min(s.catalogue_hash.len())],
+        short_hash(&s.catalogue_hash),
         s.events_stored,
         s.open_alarms
     );
