@@ -11,6 +11,8 @@ mod demo;
 mod display;
 mod harness;
 mod ops;
+#[cfg(test)]
+mod stand_in;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1420,6 +1420,66 @@ mod tests {
         assert!(dir.path().join("tongban-desk-x.seq.json-old").exists());
     }
 
+    #[tokio::test]
+    async fn desk_scans_are_kept_until_answered_and_refused_numbers_are_taken_back() {
+        use prost::Message as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::stand_in::pki(&dir);
+        let desk = Desk {
+            device: None,
+            desk_state: Some(dir.path().join("desk.seq")),
+        };
+        let register = |box_id: &str| pb::Scan {
+            step: pb::CustodyStep::RegisterBox as i32,
+            box_id: box_id.into(),
+            box_label: "材料周转箱".into(),
+            ..Default::default()
+        };
+
+        // No node answers: the scan stays in the queue under its number.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let offline = pki.connection(&format!("https://127.0.0.1:{port}"), &clerk("wang"));
+        let err = desk_scan(&offline, None, &desk, Some(register("B-1")))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("1 scan(s) kept in"), "{err:#}");
+
+        // The desk's next scan takes it along; a refused number is given to the scan after it.
+        let recorded = crate::stand_in::Recorded::default();
+        let (node, _) = pki.start_node("441424100", recorded.clone()).await;
+        let conn = pki.connection(&node, &clerk("wang"));
+        desk_scan(&conn, None, &desk, Some(register("B-2"))).await.unwrap();
+        let err = desk_scan(&conn, None, &desk, Some(register("BAD"))).await.unwrap_err();
+        assert!(err.to_string().contains("unknown box BAD"), "{err:#}");
+        desk_scan(&conn, None, &desk, Some(register("B-3"))).await.unwrap();
+        desk_scan(&conn, None, &desk, None).await.unwrap();
+
+        let mut scans: Vec<pb::Scan> = recorded
+            .lock()
+            .unwrap()
+            .values()
+            .map(|bytes| pb::Scan::decode(bytes.as_slice()).unwrap())
+            .collect();
+        scans.sort_by_key(|s| s.device_seq);
+        let numbered: Vec<(u64, &str, &str)> = scans
+            .iter()
+            .map(|s| (s.device_seq, s.box_id.as_str(), s.place.as_str()))
+            .collect();
+        assert_eq!(
+            numbered,
+            vec![
+                (1, "B-1", "441424100"),
+                (2, "B-2", "441424100"),
+                (3, "B-3", "441424100")
+            ]
+        );
+        assert!(scans.iter().all(|s| s.device_id == "desk-441424100-wang"));
+    }
+
     #[test]
     fn the_commands_parse_next_to_the_connection_flags() {
         use clap::{CommandFactory, Parser};
