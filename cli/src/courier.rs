@@ -1,92 +1,25 @@
-//! `tongban courier …`: the courier's handheld. This file owns the device's scan queue (one
-//! SQLite file), the commands that work on it with no network (`init`, `scan`, `status`, `list`),
-//! and `sync`, which uploads the queue with `Custody.UploadScans` to whichever node the device
-//! reaches, township or county.
-//!
-//! Why the queue is built the way it is:
-//! - A scan is confirmed to the courier only once it is on disk. SQLite in WAL mode with
-//!   `synchronous = FULL` syncs the WAL at every commit, so a scan that `scan` printed survives a
-//!   flat battery. An append-only file with fsync would do that too, but each scan also changes
-//!   state (queued → uploaded, or refused with the node's message); SQLite updates that state
-//!   atomically without a second log to compact, and sqlx is already in the workspace.
-//! - `device_seq` is taken from a counter stored in the file, in the same `BEGIN IMMEDIATE`
-//!   transaction that inserts the scan. Two scans at once, or a crash between them, cannot skip
-//!   or repeat a number, so a gap a node sees in this device's sequence means scans lost after
-//!   they left the device (or a queue that was lost).
-//! - The scan id is `<device>-<seq>-<8 random hex>`. The random part keeps it unique for ever even
-//!   when a lost device's queue is re-created under the same device id and its sequence restarts.
-//! - Each scan is kept as the protobuf bytes of its `tongban.v1.Scan`, so every upload of it (a
-//!   retry, or `--all` to a second node) is byte-identical and the node's dedupe by scan id sees
-//!   the same content, never a conflicting duplicate.
-//! - A scan changes state only on the node's answer: RECORDED or DUPLICATE mark it uploaded,
-//!   REFUSED keeps it with the node's message and out of automatic retries (the same bytes would
-//!   be refused again). A batch without an answer (link cut, timeout) changes nothing; sending it
-//!   again is safe because nodes dedupe by scan id.
-//! - Every command closes the database, which folds the WAL back into the main file, so the queue
-//!   file alone is a complete copy when it is taken off the device.
+//! `tongban courier …`: the courier's handheld on the command line. The device, its queue and
+//! the upload are the `tongban_courier` crate's; this module owns the commands — `init`, `scan`,
+//! `status` and `list` work on the queue with no network, `sync` uploads it with
+//! `Custody.UploadScans` to whichever node the device reaches, township or county — and checks
+//! what a courier types before a scan is saved, so the courier hears of a mistake now and not
+//! from a node days later.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use prost::Message;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, Connection as _, Row as _};
 use tongban_core::ids::NodeId;
 use tongban_core::pki::{PkiLayout, Principal, principal_from_cert_pem};
-use tongban_proto::v1::{self as pb, custody_client::CustodyClient, scan_outcome};
+use tongban_courier::{Device, Filter, Queue, Resend, State, UploadFailure, step_name};
+use tongban_proto::v1::{self as pb, custody_client::CustodyClient};
 
 use crate::client::Connection;
+use crate::display::china_time;
 
-/// The contract's limit on scans per `UploadScans` request.
-const MAX_BATCH_SCANS: usize = 5_000;
-/// Encoded scans per request, kept well under a node's default 4 MiB message limit (a scan with a
-/// long manifest is much larger than an en-route scan).
-const MAX_BATCH_BYTES: usize = 3 << 20;
-/// How long to wait for a node's answer to one batch before giving up on this sync.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
-/// Another process (a second `scan`, a `sync`) may hold the write lock for a moment.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The queue file's layout; `PRAGMA user_version` holds it.
-const SCHEMA_VERSION: i64 = 1;
-/// Longest device id; it becomes part of every scan id.
-const MAX_DEVICE_LEN: usize = 64;
 /// Longest box, trip, document or case id a node accepts.
 const MAX_ID_LEN: usize = 128;
-
-const SCHEMA: &str = "
-CREATE TABLE device (
-    id              INTEGER PRIMARY KEY CHECK (id = 1),
-    device_id       TEXT    NOT NULL,
-    principal       TEXT    NOT NULL,
-    first_seq       INTEGER NOT NULL,
-    next_seq        INTEGER NOT NULL,
-    created_unix_ms INTEGER NOT NULL
-);
-CREATE TABLE scans (
-    device_seq       INTEGER PRIMARY KEY,
-    scan_id          TEXT    NOT NULL UNIQUE,
-    step             TEXT    NOT NULL,
-    box_id           TEXT    NOT NULL,
-    trip_id          TEXT    NOT NULL,
-    scanned_unix_ms  INTEGER NOT NULL,
-    scan             BLOB    NOT NULL,
-    state            TEXT    NOT NULL CHECK (state IN ('queued', 'uploaded', 'refused')),
-    result           TEXT,
-    message          TEXT,
-    node             TEXT,
-    answered_unix_ms INTEGER,
-    attempts         INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX scans_by_state ON scans (state, device_seq);
-";
-
-// ---------------------------------------------------------------------------------------------
-// Commands
-// ---------------------------------------------------------------------------------------------
 
 #[derive(Subcommand, Debug)]
 pub enum CourierCommand {
@@ -297,7 +230,11 @@ pub async fn run(command: CourierCommand) -> Result<()> {
             first_seq,
         } => {
             let principal = courier_principal(&courier, place.as_deref())?;
-            let q = Queue::create(&queue, &device, &principal, first_seq, now_ms()).await?;
+            if first_seq == 0 {
+                bail!("--first-seq starts at 1");
+            }
+            let handheld = Device::resume(device.as_str(), principal.clone(), first_seq)?;
+            let q = Queue::create(&queue, &handheld, now_ms()).await?;
             q.close().await?;
             println!("queue created: {}", queue.display());
             println!("device    {device}");
@@ -317,7 +254,7 @@ pub async fn run(command: CourierCommand) -> Result<()> {
             let added = q.append(scan).await?;
             let counts = q.counts().await?;
             q.close().await?;
-            println!("scan {} saved: {}", added.seq, added.scan_id);
+            println!("scan {} saved: {}", added.device_seq, added.scan_id);
             println!(
                 "{} {}  ({} waiting to upload)",
                 step_name(added.step),
@@ -366,14 +303,6 @@ fn courier_principal(courier: &str, place: Option<&str>) -> Result<Principal> {
         let place = NodeId::new(place).with_context(|| format!("--place {place}"))?;
         Ok(Principal::courier(place, courier)?)
     }
-}
-
-fn check_device_id(device: &str) -> Result<()> {
-    let ok_chars = device.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if device.is_empty() || device.len() > MAX_DEVICE_LEN || !ok_chars {
-        bail!("device id {device:?}: use 1 to {MAX_DEVICE_LEN} letters, digits, '.', '_' or '-'");
-    }
-    Ok(())
 }
 
 /// An id printed on a label: nodes refuse empty ones, spaces and very long ones.
@@ -523,34 +452,12 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// `courier-accept` for `CUSTODY_STEP_COURIER_ACCEPT`.
-fn step_name(step: impl TryInto<pb::CustodyStep>) -> String {
-    match step.try_into() {
-        Ok(s) => {
-            let name = s.as_str_name();
-            name.strip_prefix("CUSTODY_STEP_")
-                .unwrap_or(name)
-                .to_ascii_lowercase()
-                .replace('_', "-")
-        }
-        Err(_) => "unknown-step".to_owned(),
-    }
-}
-
 fn box_and_trip(box_id: &str, trip_id: &str) -> String {
     match (box_id.is_empty(), trip_id.is_empty()) {
         (true, true) => String::new(),
         (false, true) => format!("box {box_id}"),
         (true, false) => format!("trip {trip_id}"),
         (false, false) => format!("box {box_id} trip {trip_id}"),
-    }
-}
-
-/// A device-clock time for a short line, in the device's time zone.
-fn local_time(unix_ms: i64) -> String {
-    match DateTime::from_timestamp_millis(unix_ms) {
-        Some(t) => t.with_timezone(&Local).format("%m-%d %H:%M").to_string(),
-        None => format!("{unix_ms}ms"),
     }
 }
 
@@ -566,8 +473,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 // sync, status, list
 // ---------------------------------------------------------------------------------------------
 
-/// Uploads in device_seq order, batch by batch. Each batch's answers are written in one
-/// transaction as soon as they arrive, so a link that drops halfway keeps what was acknowledged.
+/// Uploads the queue with [`tongban_courier::upload`] and reports what the node said.
 async fn sync(path: &Path, conn: &Connection, resend: Resend) -> Result<()> {
     let mut queue = Queue::open(path).await?;
     let device = queue.device().await?;
@@ -595,63 +501,32 @@ async fn sync(path: &Path, conn: &Connection, resend: Resend) -> Result<()> {
     };
     // Say so when someone else's certificate uploads this device's scans (a clerk's, say).
     let as_whom = match holder {
-        Some(holder) if holder.to_string() != device.principal => format!(" as {holder}"),
+        Some(holder) if holder != device.principal => format!(" as {holder}"),
         _ => String::new(),
     };
     println!("uploading {} to {}{as_whom}", plural(total, "scan", "scans"), conn.node);
     let mut client = CustodyClient::new(channel);
-    let mut tally = Tally::default();
-    let mut after = 0;
-    let mut failure = None;
-    loop {
-        let batch = queue
-            .next_batch(resend, after, MAX_BATCH_SCANS, MAX_BATCH_BYTES)
-            .await?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        let sent: Vec<(u64, String)> = batch.iter().map(|b| (b.seq, b.scan.scan_id.clone())).collect();
-        let request = pb::UploadScansRequest {
-            scans: batch.into_iter().map(|b| b.scan).collect(),
-        };
-        let response = match tokio::time::timeout(UPLOAD_TIMEOUT, client.upload_scans(request)).await {
-            Ok(Ok(response)) => response.into_inner(),
-            Ok(Err(status)) => {
-                failure = Some(conn.explain(status));
-                break;
-            }
-            Err(_) => {
-                failure = Some(anyhow!(
-                    "no answer from node {} in {}s",
-                    conn.node,
-                    UPLOAD_TIMEOUT.as_secs()
-                ));
-                break;
-            }
-        };
-        let answered = queue
-            .record_outcomes(&conn.node, &sent, &response.outcomes, now_ms())
-            .await?;
-        tally.add(answered);
-    }
+    let done = tongban_courier::upload(&mut queue, &mut client, &conn.node, resend).await?;
     let counts = queue.counts().await?;
     queue.close().await?;
 
-    if tally.answered() > 0 || failure.is_none() {
+    let tally = &done.tally;
+    if tally.answered() > 0 || done.failure.is_none() {
         println!(
             "{}: {} recorded, {} already there, {} refused",
             conn.node,
-            tally.recorded,
-            tally.duplicates,
-            tally.refused.len()
+            tally.recorded(),
+            tally.duplicates(),
+            tally.refused().count()
         );
     }
-    for r in &tally.refused {
-        println!("refused #{} {}: {}", r.seq, r.scan_id, r.message);
+    for (r, message) in tally.refused() {
+        println!("refused #{} {}: {message}", r.seq, r.scan_id);
     }
-    for r in &tally.refused_after_upload {
+    for (r, message) in tally.refused_after_upload() {
         println!(
-            "#{} {} is already uploaded, but {} refused it: {}",
-            r.seq, r.scan_id, conn.node, r.message
+            "#{} {} is already uploaded, but {} refused it: {message}",
+            r.seq, r.scan_id, conn.node
         );
     }
     if tally.unanswered > 0 {
@@ -660,7 +535,8 @@ async fn sync(path: &Path, conn: &Connection, resend: Resend) -> Result<()> {
             plural(tally.unanswered, "scan", "scans")
         );
     }
-    if let Some(e) = failure {
+    if let Some(failure) = done.failure {
+        let e = explain_failure(conn, failure);
         let done = if tally.answered() == 0 {
             "nothing uploaded".to_owned()
         } else {
@@ -672,10 +548,18 @@ async fn sync(path: &Path, conn: &Connection, resend: Resend) -> Result<()> {
         );
     }
     println!("queue: {}", counts.summary());
-    if !tally.refused.is_empty() {
+    if tally.refused().next().is_some() {
         println!("refused scans stay in the queue; see `tongban courier status`");
     }
     Ok(())
+}
+
+/// An upload that stopped early, in words naming the node.
+pub(crate) fn explain_failure(conn: &Connection, failure: UploadFailure) -> anyhow::Error {
+    match failure {
+        UploadFailure::Rpc(status) => conn.explain(status),
+        UploadFailure::NoAnswer(waited) => anyhow!("no answer from node {} in {}s", conn.node, waited.as_secs()),
+    }
 }
 
 /// A courier certificate other than the queue's own would have every scan refused ("a courier
@@ -689,7 +573,7 @@ fn check_certificate(conn: &Connection, device: &Device) -> Result<Option<Princi
     let Ok(holder) = principal_from_cert_pem(&pem) else {
         return Ok(None);
     };
-    if holder.to_string() != device.principal && matches!(holder, Principal::Courier { .. }) {
+    if holder != device.principal && matches!(holder, Principal::Courier { .. }) {
         bail!(
             "{} is the certificate of {holder}, but this queue's scans are by {}; \
              nothing uploaded (give that courier's --cert and --key)",
@@ -707,7 +591,7 @@ async fn status(path: &Path) -> Result<()> {
     let refused = queue.entries(Filter::Refused).await?;
     queue.close().await?;
 
-    println!("device    {}", device.device_id);
+    println!("device    {}", device.id);
     println!("courier   {}", device.principal);
     let total = counts.total();
     match (counts.first_seq, counts.last_seq) {
@@ -720,10 +604,14 @@ async fn status(path: &Path) -> Result<()> {
         }
         _ => println!("scans     none yet"),
     }
-    println!("last seq  {}", device.next_seq.saturating_sub(1));
+    println!("last seq  {}", device.next_seq().saturating_sub(1));
     println!("queued    {}", counts.queued);
     match &counts.last_answer {
-        Some((at, node)) => println!("uploaded  {} (last {} at {node})", counts.uploaded, local_time(*at)),
+        Some((at, node)) => println!(
+            "uploaded  {} (last {} at {node})",
+            counts.uploaded,
+            china_time::short(*at)
+        ),
         None => println!("uploaded  {}", counts.uploaded),
     }
     println!("refused   {}", counts.refused);
@@ -733,7 +621,7 @@ async fn status(path: &Path) -> Result<()> {
             e.seq,
             e.step,
             box_and_trip(&e.box_id, &e.trip_id),
-            local_time(e.scanned_unix_ms)
+            china_time::short(e.scanned_unix_ms)
         );
         println!(
             "     {} ({}): {}",
@@ -766,7 +654,7 @@ async fn list(path: &Path, pending: bool) -> Result<()> {
             "#{:<seq_width$} {:<8} {} {:<step_width$} {}  {}",
             e.seq,
             e.state.as_str(),
-            local_time(e.scanned_unix_ms),
+            china_time::short(e.scanned_unix_ms),
             e.step,
             box_and_trip(&e.box_id, &e.trip_id),
             e.scan_id
@@ -779,563 +667,11 @@ async fn list(path: &Path, pending: bool) -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// The queue
-// ---------------------------------------------------------------------------------------------
-
-/// The scan queue on the device: one SQLite file, one connection per command.
-pub struct Queue {
-    conn: SqliteConnection,
-}
-
-/// The device the queue belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    pub device_id: String,
-    pub principal: String,
-    pub first_seq: u64,
-    pub next_seq: u64,
-}
-
-/// A scan just saved.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    pub seq: u64,
-    pub scan_id: String,
-    pub step: i32,
-    pub box_id: String,
-    pub trip_id: String,
-}
-
-/// A scan's state in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Waiting for a node's answer.
-    Queued,
-    /// A node recorded it (now or before).
-    Uploaded,
-    /// A node refused it; kept with the reason.
-    Refused,
-}
-
-impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Queued => "queued",
-            State::Uploaded => "uploaded",
-            State::Refused => "refused",
-        }
-    }
-
-    fn parse(text: &str) -> Result<State> {
-        Ok(match text {
-            "queued" => State::Queued,
-            "uploaded" => State::Uploaded,
-            "refused" => State::Refused,
-            other => bail!("unknown scan state {other:?} in the queue"),
-        })
-    }
-}
-
-/// Which scans `sync` sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resend {
-    /// Only those no node has answered.
-    Queued,
-    /// Those, and the refused ones again.
-    QueuedAndRefused,
-    /// Every scan, uploaded ones too.
-    Everything,
-}
-
-impl Resend {
-    /// (send refused, send uploaded), as bound into the selecting queries.
-    fn flags(self) -> (bool, bool) {
-        match self {
-            Resend::Queued => (false, false),
-            Resend::QueuedAndRefused => (true, false),
-            Resend::Everything => (true, true),
-        }
-    }
-}
-
-/// Which scans `entries` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filter {
-    All,
-    /// Queued and refused: not acknowledged by any node.
-    Pending,
-    Refused,
-}
-
-/// A scan to upload, in device_seq order.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub seq: u64,
-    pub scan: pb::Scan,
-}
-
-/// One line of `list` or `status`.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub seq: u64,
-    pub scan_id: String,
-    pub step: String,
-    pub box_id: String,
-    pub trip_id: String,
-    pub scanned_unix_ms: i64,
-    pub state: State,
-    pub message: Option<String>,
-    pub node: Option<String>,
-    pub attempts: u64,
-}
-
-/// How many scans are in each state, and the sequence numbers seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub queued: u64,
-    pub uploaded: u64,
-    pub refused: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    /// When a node last answered, and which.
-    pub last_answer: Option<(i64, String)>,
-}
-
-impl Counts {
-    pub fn total(&self) -> u64 {
-        self.queued + self.uploaded + self.refused
-    }
-
-    /// Sequence numbers missing between the first and the last scan (0 unless the file was
-    /// edited by hand: the queue allocates them densely).
-    pub fn missing(&self) -> u64 {
-        match (self.first_seq, self.last_seq) {
-            (Some(first), Some(last)) => (last - first + 1).saturating_sub(self.total()),
-            _ => 0,
-        }
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "{} queued, {} uploaded, {} refused",
-            self.queued, self.uploaded, self.refused
-        )
-    }
-}
-
-/// A refused scan, as the node explained it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub seq: u64,
-    pub scan_id: String,
-    pub message: String,
-}
-
-/// What a node said about one or more batches.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub recorded: u64,
-    pub duplicates: u64,
-    pub refused: Vec<Refusal>,
-    /// Refused by this node but already recorded by another (`--all`): stays uploaded.
-    pub refused_after_upload: Vec<Refusal>,
-    /// Sent but not answered (no outcome, or RESULT_UNSPECIFIED): stay as they were.
-    pub unanswered: u64,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.recorded += other.recorded;
-        self.duplicates += other.duplicates;
-        self.refused.extend(other.refused);
-        self.refused_after_upload.extend(other.refused_after_upload);
-        self.unanswered += other.unanswered;
-    }
-
-    fn answered(&self) -> u64 {
-        self.recorded + self.duplicates + self.refused.len() as u64 + self.refused_after_upload.len() as u64
-    }
-}
-
-fn to_i64(n: u64, what: &str) -> Result<i64> {
-    i64::try_from(n).with_context(|| format!("{what} {n} is too large"))
-}
-
-fn to_u64(n: i64, what: &str) -> Result<u64> {
-    u64::try_from(n).with_context(|| format!("{what} {n} in the queue is negative"))
-}
-
-impl Queue {
-    fn options(path: &Path) -> SqliteConnectOptions {
-        SqliteConnectOptions::new()
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: the WAL is synced at every commit, so a confirmed scan survives power loss.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .disable_statement_logging()
-    }
-
-    /// Creates a new queue file. Refuses an existing file: it may hold scans not yet uploaded.
-    pub async fn create(
-        path: &Path,
-        device_id: &str,
-        principal: &Principal,
-        first_seq: u64,
-        now_unix_ms: i64,
-    ) -> Result<Queue> {
-        check_device_id(device_id)?;
-        if first_seq == 0 {
-            bail!("--first-seq starts at 1");
-        }
-        if path.exists() {
-            bail!(
-                "{} already exists; a queue is created once per device (it may hold scans not yet uploaded)",
-                path.display()
-            );
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut conn = Self::options(path)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .with_context(|| format!("creating the queue {}", path.display()))?;
-        let created: Result<()> = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO device (id, device_id, principal, first_seq, next_seq, created_unix_ms)
-                 VALUES (1, ?1, ?2, ?3, ?3, ?4)",
-            )
-            .bind(device_id)
-            .bind(principal.to_string())
-            .bind(to_i64(first_seq, "--first-seq")?)
-            .bind(now_unix_ms)
-            .execute(&mut *tx)
-            .await?;
-            // Last, in the same transaction: a file with this version is a complete queue.
-            sqlx::raw_sql("PRAGMA user_version = 1").execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        created.with_context(|| format!("creating the queue {}", path.display()))?;
-        Ok(Queue { conn })
-    }
-
-    /// Opens an existing queue; a missing file is an error, never a new empty queue.
-    pub async fn open(path: &Path) -> Result<Queue> {
-        if !path.exists() {
-            bail!(
-                "no queue at {}; create it once with `tongban courier init`",
-                path.display()
-            );
-        }
-        let mut conn = Self::options(path)
-            .create_if_missing(false)
-            .connect()
-            .await
-            .with_context(|| format!("opening the queue {}", path.display()))?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&mut conn)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?;
-        if version != SCHEMA_VERSION {
-            bail!(
-                "{} is not a courier queue this version can read (layout {version}, expected {SCHEMA_VERSION})",
-                path.display()
-            );
-        }
-        Ok(Queue { conn })
-    }
-
-    /// Closes the file; as the last connection this checkpoints the WAL into the main file.
-    pub async fn close(self) -> Result<()> {
-        self.conn.close().await.context("closing the queue")
-    }
-
-    pub async fn device(&mut self) -> Result<Device> {
-        let row = sqlx::query("SELECT device_id, principal, first_seq, next_seq FROM device WHERE id = 1")
-            .fetch_one(&mut self.conn)
-            .await
-            .context("reading the queue's device")?;
-        Ok(Device {
-            device_id: row.try_get("device_id")?,
-            principal: row.try_get("principal")?,
-            first_seq: to_u64(row.try_get("first_seq")?, "first_seq")?,
-            next_seq: to_u64(row.try_get("next_seq")?, "next_seq")?,
-        })
-    }
-
-    /// Saves one scan: takes the next device_seq, makes the scan id and fills in the device's
-    /// fields, all in one durable transaction. When this returns, the scan is on disk.
-    pub async fn append(&mut self, mut scan: pb::Scan) -> Result<Appended> {
-        let mut tx = self
-            .conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("locking the queue")?;
-        let row = sqlx::query("SELECT device_id, principal, next_seq FROM device WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .context("reading the queue's device")?;
-        let device_id: String = row.try_get("device_id")?;
-        let seq: i64 = row.try_get("next_seq")?;
-        scan.device_id = device_id.clone();
-        scan.device_seq = to_u64(seq, "next_seq")?;
-        scan.principal = row.try_get("principal")?;
-        scan.scan_id = format!("{device_id}-{seq}-{:08x}", rand::random::<u32>());
-        sqlx::query(
-            "INSERT INTO scans (device_seq, scan_id, step, box_id, trip_id, scanned_unix_ms, scan, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued')",
-        )
-        .bind(seq)
-        .bind(&scan.scan_id)
-        .bind(step_name(scan.step))
-        .bind(&scan.box_id)
-        .bind(&scan.trip_id)
-        .bind(scan.scanned_unix_ms)
-        .bind(scan.encode_to_vec())
-        .execute(&mut *tx)
-        .await
-        .context("saving the scan")?;
-        sqlx::query("UPDATE device SET next_seq = next_seq + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await
-            .context("advancing the device sequence")?;
-        tx.commit().await.context("saving the scan")?;
-        Ok(Appended {
-            seq: scan.device_seq,
-            scan_id: scan.scan_id,
-            step: scan.step,
-            box_id: scan.box_id,
-            trip_id: scan.trip_id,
-        })
-    }
-
-    pub async fn count_to_send(&mut self, resend: Resend) -> Result<u64> {
-        let (refused, uploaded) = resend.flags();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM scans
-             WHERE state = 'queued' OR (?1 AND state = 'refused') OR (?2 AND state = 'uploaded')",
-        )
-        .bind(refused)
-        .bind(uploaded)
-        .fetch_one(&mut self.conn)
-        .await
-        .context("counting scans to upload")?;
-        to_u64(n, "count")
-    }
-
-    /// The next scans to send after device_seq `after`, in order: at most `max_scans`, and at
-    /// most `max_bytes` encoded (but always one, however large).
-    pub async fn next_batch(
-        &mut self,
-        resend: Resend,
-        after: u64,
-        max_scans: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Outgoing>> {
-        let (refused, uploaded) = resend.flags();
-        let rows = sqlx::query(
-            "SELECT device_seq, scan FROM scans
-             WHERE device_seq > ?1
-               AND (state = 'queued' OR (?2 AND state = 'refused') OR (?3 AND state = 'uploaded'))
-             ORDER BY device_seq LIMIT ?4",
-        )
-        .bind(to_i64(after, "device_seq")?)
-        .bind(refused)
-        .bind(uploaded)
-        .bind(to_i64(max_scans as u64, "batch size")?)
-        .fetch_all(&mut self.conn)
-        .await
-        .context("reading scans to upload")?;
-        let mut batch = Vec::with_capacity(rows.len());
-        let mut bytes = 0;
-        for row in rows {
-            let seq = to_u64(row.try_get("device_seq")?, "device_seq")?;
-            let blob: Vec<u8> = row.try_get("scan")?;
-            bytes += blob.len();
-            if bytes > max_bytes && !batch.is_empty() {
-                break;
-            }
-            let scan =
-                pb::Scan::decode(blob.as_slice()).with_context(|| format!("scan {seq} in the queue is damaged"))?;
-            batch.push(Outgoing { seq, scan });
-        }
-        Ok(batch)
-    }
-
-    /// Writes a node's answers for the scans `sent` (device_seq and scan id), in one transaction.
-    /// Outcomes are matched by scan id, not by position.
-    pub async fn record_outcomes(
-        &mut self,
-        node: &str,
-        sent: &[(u64, String)],
-        outcomes: &[pb::ScanOutcome],
-        now_unix_ms: i64,
-    ) -> Result<Tally> {
-        let by_id: HashMap<&str, u64> = sent.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
-        let mut tally = Tally::default();
-        let mut answered = 0u64;
-        let mut tx = self
-            .conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("locking the queue")?;
-        for outcome in outcomes {
-            let Some(&seq) = by_id.get(outcome.scan_id.as_str()) else {
-                continue; // Not one of ours in this batch: nothing to mark.
-            };
-            let seq_i = to_i64(seq, "device_seq")?;
-            match scan_outcome::Result::try_from(outcome.result) {
-                Ok(result @ (scan_outcome::Result::Recorded | scan_outcome::Result::Duplicate)) => {
-                    let word = if result == scan_outcome::Result::Recorded {
-                        tally.recorded += 1;
-                        "recorded"
-                    } else {
-                        tally.duplicates += 1;
-                        "duplicate"
-                    };
-                    sqlx::query(
-                        "UPDATE scans SET state = 'uploaded', result = ?2, message = NULL, node = ?3,
-                                answered_unix_ms = ?4, attempts = attempts + 1
-                         WHERE device_seq = ?1",
-                    )
-                    .bind(seq_i)
-                    .bind(word)
-                    .bind(node)
-                    .bind(now_unix_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Ok(scan_outcome::Result::Refused) => {
-                    let message = if outcome.message.trim().is_empty() {
-                        "refused (no reason given)".to_owned()
-                    } else {
-                        outcome.message.clone()
-                    };
-                    // A scan another node recorded stays uploaded: it is in the county's tree
-                    // already, and resending it would not change this node's mind.
-                    let state: String = sqlx::query_scalar("SELECT state FROM scans WHERE device_seq = ?1")
-                        .bind(seq_i)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let refusal = Refusal {
-                        seq,
-                        scan_id: outcome.scan_id.clone(),
-                        message: message.clone(),
-                    };
-                    if State::parse(&state)? == State::Uploaded {
-                        tally.refused_after_upload.push(refusal);
-                    } else {
-                        sqlx::query(
-                            "UPDATE scans SET state = 'refused', result = 'refused', message = ?2, node = ?3,
-                                    answered_unix_ms = ?4, attempts = attempts + 1
-                             WHERE device_seq = ?1",
-                        )
-                        .bind(seq_i)
-                        .bind(&message)
-                        .bind(node)
-                        .bind(now_unix_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                        tally.refused.push(refusal);
-                    }
-                }
-                // RESULT_UNSPECIFIED or a result this client does not know: not an answer.
-                Ok(scan_outcome::Result::Unspecified) | Err(_) => continue,
-            }
-            answered += 1;
-        }
-        tx.commit().await.context("saving the node's answers")?;
-        tally.unanswered = (sent.len() as u64).saturating_sub(answered);
-        Ok(tally)
-    }
-
-    pub async fn counts(&mut self) -> Result<Counts> {
-        let mut counts = Counts::default();
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM scans GROUP BY state")
-            .fetch_all(&mut self.conn)
-            .await
-            .context("counting scans")?;
-        for row in rows {
-            let n = to_u64(row.try_get("n")?, "count")?;
-            match State::parse(&row.try_get::<String, _>("state")?)? {
-                State::Queued => counts.queued = n,
-                State::Uploaded => counts.uploaded = n,
-                State::Refused => counts.refused = n,
-            }
-        }
-        let row = sqlx::query("SELECT MIN(device_seq) AS first, MAX(device_seq) AS last FROM scans")
-            .fetch_one(&mut self.conn)
-            .await
-            .context("reading the device sequence")?;
-        counts.first_seq = row.try_get::<Option<i64>, _>("first")?.map(|n| n as u64);
-        counts.last_seq = row.try_get::<Option<i64>, _>("last")?.map(|n| n as u64);
-        let last = sqlx::query(
-            "SELECT answered_unix_ms, node FROM scans WHERE answered_unix_ms IS NOT NULL
-             ORDER BY answered_unix_ms DESC LIMIT 1",
-        )
-        .fetch_optional(&mut self.conn)
-        .await
-        .context("reading the last upload")?;
-        if let Some(row) = last {
-            counts.last_answer = Some((row.try_get("answered_unix_ms")?, row.try_get("node")?));
-        }
-        Ok(counts)
-    }
-
-    pub async fn entries(&mut self, filter: Filter) -> Result<Vec<Entry>> {
-        let code = match filter {
-            Filter::All => 0,
-            Filter::Pending => 1,
-            Filter::Refused => 2,
-        };
-        let rows = sqlx::query(
-            "SELECT device_seq, scan_id, step, box_id, trip_id, scanned_unix_ms, state, message, node, attempts
-             FROM scans
-             WHERE ?1 = 0 OR (?1 = 1 AND state != 'uploaded') OR (?1 = 2 AND state = 'refused')
-             ORDER BY device_seq",
-        )
-        .bind(code)
-        .fetch_all(&mut self.conn)
-        .await
-        .context("reading the queue")?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(Entry {
-                    seq: to_u64(row.try_get("device_seq")?, "device_seq")?,
-                    scan_id: row.try_get("scan_id")?,
-                    step: row.try_get("step")?,
-                    box_id: row.try_get("box_id")?,
-                    trip_id: row.try_get("trip_id")?,
-                    scanned_unix_ms: row.try_get("scanned_unix_ms")?,
-                    state: State::parse(&row.try_get::<String, _>("state")?)?,
-                    message: row.try_get("message")?,
-                    node: row.try_get("node")?,
-                    attempts: to_u64(row.try_get("attempts")?, "attempts")?,
-                })
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex};
-
-    use tongban_core::pki::DevCa;
-    use tongban_core::tls::TlsFiles;
-    use tongban_proto::v1::custody_server::{Custody, CustodyServer};
-    use tonic::{Request, Response, Status};
-
     use super::*;
+    use crate::stand_in::{Recorded, pki};
 
     const T0: i64 = 1_795_000_000_000;
 
@@ -1345,7 +681,8 @@ mod tests {
 
     async fn new_queue(dir: &tempfile::TempDir) -> (PathBuf, Queue) {
         let path = dir.path().join("pda").join("queue.db");
-        let q = Queue::create(&path, "pda-0042", &courier(), 1, T0).await.unwrap();
+        let pda = Device::new("pda-0042", courier()).unwrap();
+        let q = Queue::create(&path, &pda, T0).await.unwrap();
         (path, q)
     }
 
@@ -1383,249 +720,6 @@ mod tests {
             pages: None,
             title: None,
         }
-    }
-
-    fn outcome(scan_id: &str, result: scan_outcome::Result, message: &str) -> pb::ScanOutcome {
-        pb::ScanOutcome {
-            scan_id: scan_id.into(),
-            result: result as i32,
-            message: message.into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn scans_get_dense_sequence_numbers_that_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, mut q) = new_queue(&dir).await;
-        for i in 1..=5u64 {
-            let added = q.append(en_route("B-001")).await.unwrap();
-            assert_eq!(added.seq, i);
-            assert!(
-                added.scan_id.starts_with(&format!("pda-0042-{i}-")),
-                "{}",
-                added.scan_id
-            );
-        }
-        q.close().await.unwrap();
-
-        // Closing folded the WAL into the file: the file alone holds every scan.
-        assert!(!dir.path().join("pda").join("queue.db-wal").exists());
-        let mut q = Queue::open(&path).await.unwrap();
-        let device = q.device().await.unwrap();
-        assert_eq!(device.device_id, "pda-0042");
-        assert_eq!(device.principal, "courier:441424100:dev-07");
-        assert_eq!(device.next_seq, 6);
-        assert_eq!(q.append(en_route("B-001")).await.unwrap().seq, 6);
-
-        let batch = q.next_batch(Resend::Queued, 0, 100, usize::MAX).await.unwrap();
-        let seqs: Vec<u64> = batch.iter().map(|o| o.seq).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
-        let scan = &batch[2].scan;
-        assert_eq!(scan.device_id, "pda-0042");
-        assert_eq!(scan.device_seq, 3);
-        assert_eq!(scan.principal, "courier:441424100:dev-07");
-        assert_eq!(scan.place, "K12 bridge");
-        assert_eq!(scan.scanned_unix_ms, T0);
-        let counts = q.counts().await.unwrap();
-        assert_eq!(
-            (counts.first_seq, counts.last_seq, counts.missing()),
-            (Some(1), Some(6), 0)
-        );
-    }
-
-    #[tokio::test]
-    async fn the_queue_file_is_durable_wal_with_full_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, mut q) = new_queue(&dir).await;
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut q.conn)
-            .await
-            .unwrap();
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut q.conn)
-            .await
-            .unwrap();
-        assert_eq!((mode.as_str(), sync), ("wal", 2));
-    }
-
-    #[tokio::test]
-    async fn two_writers_at_once_still_get_dense_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, q) = new_queue(&dir).await;
-        q.close().await.unwrap();
-        let writer = |path: PathBuf| async move {
-            let mut q = Queue::open(&path).await.unwrap();
-            let mut seqs = Vec::new();
-            for _ in 0..25 {
-                seqs.push(q.append(en_route("B-001")).await.unwrap().seq);
-            }
-            q.close().await.unwrap();
-            seqs
-        };
-        let (a, b) = tokio::join!(tokio::spawn(writer(path.clone())), tokio::spawn(writer(path.clone())));
-        let mut all: Vec<u64> = a.unwrap().into_iter().chain(b.unwrap()).collect();
-        all.sort_unstable();
-        assert_eq!(all, (1..=50).collect::<Vec<_>>());
-    }
-
-    #[tokio::test]
-    async fn scan_ids_are_unique_even_for_a_recreated_device() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, mut q) = new_queue(&dir).await;
-        let mut ids = HashSet::new();
-        for _ in 0..200 {
-            assert!(ids.insert(q.append(en_route("B-001")).await.unwrap().scan_id));
-        }
-        q.close().await.unwrap();
-        // The device's queue is lost and made again under the same id: its numbers restart.
-        std::fs::remove_file(&path).unwrap();
-        let mut q = Queue::create(&path, "pda-0042", &courier(), 1, T0).await.unwrap();
-        for _ in 0..200 {
-            assert!(ids.insert(q.append(en_route("B-001")).await.unwrap().scan_id));
-        }
-    }
-
-    #[tokio::test]
-    async fn init_refuses_an_existing_file_and_open_a_missing_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, mut q) = new_queue(&dir).await;
-        q.append(en_route("B-001")).await.unwrap();
-        q.close().await.unwrap();
-        let again = Queue::create(&path, "pda-0042", &courier(), 1, T0).await;
-        assert!(again.err().unwrap().to_string().contains("already exists"));
-        let mut q = Queue::open(&path).await.unwrap();
-        assert_eq!(q.counts().await.unwrap().queued, 1);
-
-        let missing = Queue::open(&dir.path().join("nope.db")).await;
-        assert!(missing.err().unwrap().to_string().contains("courier init"));
-        assert!(!dir.path().join("nope.db").exists());
-
-        let other = dir.path().join("other.db");
-        assert!(Queue::create(&other, "bad id", &courier(), 1, T0).await.is_err());
-        assert!(Queue::create(&other, "pda-1", &courier(), 0, T0).await.is_err());
-        let mut q = Queue::create(&other, "pda-1", &courier(), 41, T0).await.unwrap();
-        assert_eq!(q.append(en_route("B-001")).await.unwrap().seq, 41);
-    }
-
-    #[tokio::test]
-    async fn outcomes_mark_scans_and_status_counts_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, mut q) = new_queue(&dir).await;
-        let mut sent = Vec::new();
-        for _ in 0..5 {
-            let a = q.append(en_route("B-001")).await.unwrap();
-            sent.push((a.seq, a.scan_id));
-        }
-        let id = |i: usize| sent[i].1.as_str();
-        let outcomes = vec![
-            // Answers come back in any order; they are matched by scan id.
-            outcome(id(2), scan_outcome::Result::Refused, "unknown trip T-1"),
-            outcome(id(0), scan_outcome::Result::Recorded, ""),
-            outcome(id(1), scan_outcome::Result::Duplicate, ""),
-            outcome(id(3), scan_outcome::Result::Unspecified, ""),
-            outcome("someone-else-1-00000000", scan_outcome::Result::Recorded, ""),
-            // id(4): no answer at all.
-        ];
-        let tally = q
-            .record_outcomes("https://t100:7100", &sent, &outcomes, T0 + 5)
-            .await
-            .unwrap();
-        assert_eq!((tally.recorded, tally.duplicates, tally.unanswered), (1, 1, 2));
-        assert_eq!(
-            tally.refused,
-            vec![Refusal {
-                seq: 3,
-                scan_id: id(2).to_owned(),
-                message: "unknown trip T-1".into()
-            }]
-        );
-
-        let counts = q.counts().await.unwrap();
-        assert_eq!((counts.queued, counts.uploaded, counts.refused), (2, 2, 1));
-        assert_eq!(counts.last_answer, Some((T0 + 5, "https://t100:7100".to_owned())));
-        let refused = q.entries(Filter::Refused).await.unwrap();
-        assert_eq!(refused.len(), 1);
-        assert_eq!(refused[0].message.as_deref(), Some("unknown trip T-1"));
-        assert_eq!(refused[0].node.as_deref(), Some("https://t100:7100"));
-        let pending: Vec<u64> = q
-            .entries(Filter::Pending)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(pending, vec![3, 4, 5]);
-        assert_eq!(q.entries(Filter::All).await.unwrap().len(), 5);
-
-        // Refused scans are not sent again unless asked; --all sends everything.
-        let seqs = |b: Vec<Outgoing>| b.iter().map(|o| o.seq).collect::<Vec<_>>();
-        assert_eq!(
-            seqs(q.next_batch(Resend::Queued, 0, 100, usize::MAX).await.unwrap()),
-            vec![4, 5]
-        );
-        assert_eq!(q.count_to_send(Resend::Queued).await.unwrap(), 2);
-        assert_eq!(
-            seqs(
-                q.next_batch(Resend::QueuedAndRefused, 0, 100, usize::MAX)
-                    .await
-                    .unwrap()
-            ),
-            vec![3, 4, 5]
-        );
-        assert_eq!(q.count_to_send(Resend::Everything).await.unwrap(), 5);
-
-        // Retried and recorded: the refusal is gone.
-        let retry = vec![sent[2].clone()];
-        q.record_outcomes(
-            "https://county:7000",
-            &retry,
-            &[outcome(id(2), scan_outcome::Result::Recorded, "")],
-            T0 + 9,
-        )
-        .await
-        .unwrap();
-        let counts = q.counts().await.unwrap();
-        assert_eq!((counts.queued, counts.uploaded, counts.refused), (2, 3, 0));
-
-        // A second node refusing a scan another node recorded leaves it uploaded.
-        let again = vec![sent[0].clone()];
-        let tally = q
-            .record_outcomes(
-                "https://county:7000",
-                &again,
-                &[outcome(id(0), scan_outcome::Result::Refused, "no")],
-                T0,
-            )
-            .await
-            .unwrap();
-        assert_eq!(tally.refused_after_upload.len(), 1);
-        assert!(tally.refused.is_empty());
-        assert_eq!(q.counts().await.unwrap().uploaded, 3);
-    }
-
-    #[tokio::test]
-    async fn batches_respect_the_count_and_the_byte_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, mut q) = new_queue(&dir).await;
-        for _ in 0..7 {
-            q.append(en_route("B-001")).await.unwrap();
-        }
-        let b = q.next_batch(Resend::Queued, 0, 3, usize::MAX).await.unwrap();
-        assert_eq!(b.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
-        let b = q.next_batch(Resend::Queued, 3, 3, usize::MAX).await.unwrap();
-        assert_eq!(b.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![4, 5, 6]);
-        // A budget smaller than one scan still sends one at a time.
-        let b = q.next_batch(Resend::Queued, 0, 100, 1).await.unwrap();
-        assert_eq!(b.len(), 1);
-        let one = b[0].scan.encoded_len();
-        let b = q.next_batch(Resend::Queued, 0, 100, 2 * one).await.unwrap();
-        assert_eq!(b.len(), 2);
-        assert!(
-            q.next_batch(Resend::Queued, 7, 100, usize::MAX)
-                .await
-                .unwrap()
-                .is_empty()
-        );
     }
 
     #[test]
@@ -1824,122 +918,6 @@ mod tests {
             parse(&["list", "--queue", "q", "--pending"]),
             Ok(CourierCommand::List { pending: true, .. })
         ));
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // sync against a stand-in node: mTLS like a real one, recording each scan id once.
-    // -----------------------------------------------------------------------------------------
-
-    /// Scan id → encoded scan, shared by stand-in nodes to play replication between them.
-    type Recorded = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-    struct FakeNode {
-        recorded: Recorded,
-        batches: Arc<Mutex<Vec<usize>>>,
-    }
-
-    #[tonic::async_trait]
-    impl Custody for FakeNode {
-        async fn upload_scans(
-            &self,
-            request: Request<pb::UploadScansRequest>,
-        ) -> Result<Response<pb::UploadScansResponse>, Status> {
-            let caller = tongban_core::tls::peer_principal(&request)?.to_string();
-            let scans = request.into_inner().scans;
-            if scans.len() > MAX_BATCH_SCANS {
-                return Err(Status::invalid_argument("too many scans"));
-            }
-            self.batches.lock().unwrap().push(scans.len());
-            let mut recorded = self.recorded.lock().unwrap();
-            let mut response = pb::UploadScansResponse::default();
-            for scan in scans {
-                let (result, message) = if scan.principal != caller {
-                    (scan_outcome::Result::Refused, "not your scan")
-                } else if scan.box_id == "BAD" {
-                    (scan_outcome::Result::Refused, "unknown box BAD")
-                } else if recorded.contains_key(&scan.scan_id) {
-                    (scan_outcome::Result::Duplicate, "")
-                } else {
-                    recorded.insert(scan.scan_id.clone(), scan.encode_to_vec());
-                    (scan_outcome::Result::Recorded, "")
-                };
-                match result {
-                    scan_outcome::Result::Recorded => response.recorded += 1,
-                    scan_outcome::Result::Duplicate => response.duplicates += 1,
-                    _ => response.refused += 1,
-                }
-                response.outcomes.push(outcome(&scan.scan_id, result, message));
-            }
-            Ok(Response::new(response))
-        }
-        async fn where_is(&self, _: Request<pb::WhereIsRequest>) -> Result<Response<pb::WhereIsResponse>, Status> {
-            Err(Status::unimplemented("stand-in"))
-        }
-        async fn box_history(
-            &self,
-            _: Request<pb::BoxHistoryRequest>,
-        ) -> Result<Response<pb::BoxHistoryResponse>, Status> {
-            Err(Status::unimplemented("stand-in"))
-        }
-        async fn list_anomalies(
-            &self,
-            _: Request<pb::ListAnomaliesRequest>,
-        ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
-            Err(Status::unimplemented("stand-in"))
-        }
-        async fn note_anomaly(&self, _: Request<pb::NoteAnomalyRequest>) -> Result<Response<pb::Anomaly>, Status> {
-            Err(Status::unimplemented("stand-in"))
-        }
-        async fn export_epcis(
-            &self,
-            _: Request<pb::ExportEpcisRequest>,
-        ) -> Result<Response<pb::ExportEpcisResponse>, Status> {
-            Err(Status::unimplemented("stand-in"))
-        }
-    }
-
-    struct Pki {
-        layout: PkiLayout,
-        ca: DevCa,
-    }
-
-    fn pki(dir: &tempfile::TempDir) -> Pki {
-        tongban_core::tls::install_crypto_provider();
-        let layout = PkiLayout::new(dir.path().join("pki"));
-        let ca = layout.load_or_create_ca(&NodeId::new("441424").unwrap()).unwrap();
-        Pki { layout, ca }
-    }
-
-    impl Pki {
-        fn connection(&self, node: &str, who: &Principal) -> Connection {
-            self.layout.ensure(&self.ca, who).unwrap();
-            Connection {
-                node: node.to_owned(),
-                ca: self.layout.ca_cert(),
-                cert: self.layout.cert_path(who),
-                key: self.layout.key_path(who),
-            }
-        }
-
-        async fn start_node(&self, id: &str, recorded: Recorded) -> (String, Arc<Mutex<Vec<usize>>>) {
-            let id = NodeId::new(id).unwrap();
-            self.layout.ensure(&self.ca, &Principal::Node(id.clone())).unwrap();
-            let tls = TlsFiles::node(&self.layout, &id).load().unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
-            let batches = Arc::new(Mutex::new(Vec::new()));
-            let node = FakeNode {
-                recorded,
-                batches: batches.clone(),
-            };
-            let server = tonic::transport::Server::builder()
-                .tls_config(tls.server_config())
-                .unwrap()
-                .add_service(CustodyServer::new(node))
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-            tokio::spawn(server);
-            (url, batches)
-        }
     }
 
     #[tokio::test]

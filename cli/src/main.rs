@@ -1,28 +1,24 @@
-//! `tongban`: the operator command line. It talks to any node over mTLS with an operator
-//! certificate (`catalogue`, `case`, `status`, `alarms`), creates development certificates
-//! (`pki init`), and runs the local demonstration tree (`demo`) and the benchmark (`bench`).
+//! `tongban`: the Tongban command line. Operators talk to any node over mTLS with an operator
+//! certificate (`catalogue`, `case`, `custody`, `status`, …, see [`ops`]); a courier's handheld
+//! queues scans and uploads them (`courier`); `pki init` makes development certificates; `demo`
+//! runs the local demonstration tree and `bench` the benchmark. This file only parses the
+//! command line, starts the runtime and hands each command to its program.
 
 mod bench;
-mod bench_cases;
-mod bench_custody;
-mod cases;
 mod client;
-mod commands;
 mod courier;
-mod custody;
 mod demo;
-mod demo_boxes;
-mod demo_week;
+mod display;
 mod harness;
-mod oversight;
-mod timelimits;
+mod ops;
+#[cfg(test)]
+mod stand_in;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-use crate::client::Connection;
 
 #[derive(Parser)]
 #[command(
@@ -37,90 +33,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The matter catalogue: import (county), list, show, versions.
-    Catalogue {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        action: commands::CatalogueAction,
-    },
-    /// Cases: submit (prints the receipt), every workflow action, list and show.
-    Case {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        command: cases::CaseCommand,
-    },
-    /// The working-day calendar: publish a file at the county, show the one a node counts on.
-    Calendar {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        action: timelimits::CalendarAction,
-    },
-    /// Supervision records (督办) the county opens on red cases: list, close with a reason.
-    Supervision {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        action: timelimits::SupervisionAction,
-    },
-    /// The seal register (用印登记): list entries per seal and date range, or write them as CSV.
-    Seals {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        action: oversight::SealsAction,
-    },
-    /// Ratings (好差评): respond to a bad rating's rectification item, list the items.
-    Rating {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        action: oversight::RatingAction,
-    },
-    /// Received, accepted, concluded and overdue cases, time to conclusion and rating metrics,
-    /// for one township or everything the node knows.
-    Oversight {
-        #[command(flatten)]
-        conn: Connection,
-        /// A township's division code; everything this node knows when omitted.
-        #[arg(long)]
-        township: Option<String>,
-    },
-    /// Material boxes and paper files at a node: register, pack, seal, hand over, accept,
-    /// unpack (a clerk's desk scans), where-is, box history, anomalies, EPCIS export, labels.
-    Custody {
-        #[command(flatten)]
-        conn: Connection,
-        #[command(subcommand)]
-        command: custody::CustodyCommand,
-    },
+    #[command(flatten)]
+    Operator(ops::OperatorCommand),
     /// A courier's handheld: scans go to a durable queue on the device first and are uploaded
     /// by `sync` to whichever node it reaches.
+    // Listed after `custody` as it always was: the flattened operator commands take display
+    // positions 0 to 10 in order (custody 7, status 8), and equal positions sort by name.
+    #[command(display_order = 8)]
     Courier {
         #[command(subcommand)]
         command: courier::CourierCommand,
-    },
-    /// A node's identity, catalogue version and per-link lag.
-    Status {
-        #[command(flatten)]
-        conn: Connection,
-        /// Print the raw status as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Integrity alarms and quarantined events at a node.
-    Alarms {
-        #[command(flatten)]
-        conn: Connection,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-    },
-    /// Development certificates.
-    Pki {
-        #[command(subcommand)]
-        action: commands::PkiAction,
     },
     /// Start a local tree (county, 16 townships, villages) on embedded SQLite and run a day.
     Demo(demo::DemoArgs),
@@ -136,10 +58,18 @@ enum Command {
 
 fn main() -> ExitCode {
     tongban_core::tls::install_crypto_provider();
-    let cli = Cli::parse();
-    if let Command::Node { config } = &cli.command {
-        return harness::run_node_process(config);
+    match Cli::parse().command {
+        // A node logs as its configuration says and runs its own runtime.
+        Command::Node { config } => harness::run_node_process(&config),
+        Command::Operator(command) => run_async(ops::run(command)),
+        Command::Courier { command } => run_async(courier::run(command)),
+        Command::Demo(args) => run_async(demo::run(args)),
+        Command::Bench(args) => run_async(bench::run(args)),
     }
+}
+
+/// Runs one command on a fresh runtime and turns its outcome into the exit code.
+fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     // Nodes started in this process (demo, bench) log errors only, unless RUST_LOG says more.
     tongban_core::telemetry::init_logging(&tongban_core::config::LogConfig {
         filter: "error".into(),
@@ -152,26 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Catalogue { conn, action } => commands::catalogue(conn, action).await,
-            Command::Case { conn, command } => cases::run(conn, command).await,
-            Command::Calendar { conn, action } => timelimits::calendar(conn, action).await,
-            Command::Supervision { conn, action } => timelimits::supervision(conn, action).await,
-            Command::Seals { conn, action } => oversight::seals(conn, action).await,
-            Command::Rating { conn, action } => oversight::rating(conn, action).await,
-            Command::Oversight { conn, township } => oversight::oversight(conn, township).await,
-            Command::Custody { conn, command } => custody::run(conn, command).await,
-            Command::Courier { command } => courier::run(command).await,
-            Command::Status { conn, json } => commands::status(conn, json).await,
-            Command::Alarms { conn, limit } => commands::alarms(conn, limit).await,
-            Command::Pki { action } => commands::pki(action),
-            Command::Demo(args) => demo::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-            Command::Node { .. } => Ok(()),
-        }
-    });
-    match result {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -11,6 +11,7 @@ use tongban_core::calendar::ManualClock;
 use tongban_core::cluster::Cluster;
 use tongban_core::config::SyncConfig;
 use tongban_core::pki::Principal;
+use tongban_courier::ScanIds;
 use tongban_proto::v1::{self as pb, CustodyStep, cases_client::CasesClient, custody_client::CustodyClient};
 use tonic::Status;
 use tonic::transport::Channel;
@@ -151,58 +152,43 @@ impl Trip {
     }
 }
 
-/// A scanning device: a clerk's desk scanner or a courier's handheld. It numbers its scans
-/// densely from 1 and names each `<device>-<seq>`, as the contract asks of devices.
+/// A scanning device of the scenarios: a clerk's desk scanner or a courier's handheld, as
+/// [`tongban_courier::Device`] numbers and names scans (densely from 1), with the scan each
+/// custody step makes of a [`Trip`]. Its scans are named `<device>-<seq>`, so a scenario can
+/// write out the custody chain it expects.
 #[derive(Debug, Clone)]
-pub struct Device {
-    pub id: String,
-    pub principal: Principal,
-    next_seq: u64,
+pub struct Device(tongban_courier::Device);
+
+impl std::ops::Deref for Device {
+    type Target = tongban_courier::Device;
+
+    fn deref(&self) -> &tongban_courier::Device {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Device {
+    fn deref_mut(&mut self) -> &mut tongban_courier::Device {
+        &mut self.0
+    }
 }
 
 impl Device {
-    /// The desk scanner `device` of `place`'s clerk.
+    fn of(device: &str, principal: Principal) -> Device {
+        let device = tongban_courier::Device::new(device, principal)
+            .unwrap_or_else(|e| panic!("bad device {device}: {e}"))
+            .with_scan_ids(ScanIds::Numbered);
+        Device(device)
+    }
+
+    /// The desk scanner `device` of `place`'s clerk; its scans say where they were made.
     pub fn desk(place: &str, device: &str) -> Device {
-        Device {
-            id: device.to_owned(),
-            principal: clerk(place),
-            next_seq: 1,
-        }
+        Device::of(device, clerk(place))
     }
 
     /// The courier handheld `device`, attached to `place`; its principal is the courier's.
     pub fn handheld(place: &str, device: &str) -> Device {
-        Device {
-            id: device.to_owned(),
-            principal: courier(place, device),
-            next_seq: 1,
-        }
-    }
-
-    /// The principal string scans carry ("operator:<node>:<name>" or "courier:<node>:<device>").
-    pub fn who(&self) -> String {
-        self.principal.to_string()
-    }
-
-    /// A scan of `step` at `at_ms` by this device, with the next sequence number. Clerks' scans
-    /// say where they were made (their node).
-    pub fn scan(&mut self, step: CustodyStep, at_ms: i64) -> pb::Scan {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let place = match &self.principal {
-            Principal::Operator { place, .. } => place.to_string(),
-            _ => String::new(),
-        };
-        pb::Scan {
-            scan_id: format!("{}-{seq}", self.id),
-            device_id: self.id.clone(),
-            device_seq: seq,
-            scanned_unix_ms: at_ms,
-            principal: self.who(),
-            step: step as i32,
-            place,
-            ..Default::default()
-        }
+        Device::of(device, courier(place, device))
     }
 
     fn trip_scan(&mut self, step: CustodyStep, at_ms: i64, trip: &Trip) -> pb::Scan {

@@ -4,7 +4,6 @@
 //! conclusions default to what the case implies, and are printed.
 
 use anyhow::{Result, bail};
-use chrono::{DateTime, FixedOffset};
 use clap::{Subcommand, ValueEnum};
 use tongban_core::case::{StateKind, WorkStage};
 use tongban_core::ids::{NodeId, Tier};
@@ -13,7 +12,7 @@ use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClien
 use tonic::transport::Channel;
 
 use crate::client::Connection;
-use crate::commands::cell;
+use crate::display::{cell, china_time};
 
 #[derive(Subcommand, Debug)]
 pub enum CaseCommand {
@@ -164,7 +163,7 @@ pub enum CaseCommand {
     Warnings {
         /// Only this level or worse (default: yellow and red).
         #[arg(long, value_enum)]
-        level: Option<crate::timelimits::WarnLevel>,
+        level: Option<crate::ops::calendar::WarnLevel>,
         /// Only cases served by this township.
         #[arg(long)]
         township: Option<String>,
@@ -226,15 +225,6 @@ fn seal_name(v: i32) -> &'static str {
         Ok(pb::SealType::Business) => "业务专用章",
         Ok(pb::SealType::County) => "县级部门印章",
         _ => "-",
-    }
-}
-
-/// `2026-05-12 09:30` in China Standard Time.
-fn time(unix_ms: i64) -> String {
-    let utc = DateTime::from_timestamp_millis(unix_ms).unwrap_or(DateTime::UNIX_EPOCH);
-    match FixedOffset::east_opt(8 * 3600) {
-        Some(cst) => utc.with_timezone(&cst).format("%Y-%m-%d %H:%M").to_string(),
-        None => utc.format("%Y-%m-%d %H:%M UTC").to_string(),
     }
 }
 
@@ -319,7 +309,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
     } = command
     {
         let limit = (!all).then_some(limit);
-        return crate::timelimits::warnings(conn, level, township, limit).await;
+        return crate::ops::calendar::warnings(conn, level, township, limit).await;
     }
     let client = CasesClient::new(conn.channel().await?);
     let mut cases = Cases { conn, client };
@@ -370,7 +360,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             println!(
                 "  受理点   submitted at  {}, {}",
                 r.submitted_at_node,
-                time(r.submitted_unix_ms)
+                china_time::minute(r.submitted_unix_ms)
             );
             println!("  办件标识 case id       {}", r.case_id);
             if r.state == pb::CaseStateKind::Accepted as i32 {
@@ -592,7 +582,7 @@ async fn list(
             println!(
                 "{} {} {} {} {} {}",
                 cell(&c.case_number, 28),
-                cell(&time(c.submitted_unix_ms), 16),
+                cell(&china_time::minute(c.submitted_unix_ms), 16),
                 cell(&c.state_label, 36),
                 cell(&c.holder, 12),
                 cell(&c.applicant_name, 10),
@@ -670,7 +660,7 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
     for h in &detail.history {
         println!(
             "  {}  {} {} {} → {}{}",
-            time(h.at_unix_ms),
+            china_time::minute(h.at_unix_ms),
             cell(&h.at_node, 12),
             cell(&format!("{} {}", h.action_label, h.action_name), 28),
             cell(&h.by, 34),

@@ -214,14 +214,8 @@ pub async fn oversight(conn: Connection, township: Option<String>) -> Result<()>
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use clap::Parser;
-
     use super::{RatingAction, SealsAction};
-    use crate::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tongban").chain(args.iter().copied())).map(|c| c.command)
-    }
+    use crate::ops::{OperatorCommand as Command, parse};
 
     #[test]
     fn the_oversight_commands_parse_and_a_response_is_required() {

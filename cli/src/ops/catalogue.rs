@@ -1,14 +1,14 @@
-//! The operator commands: catalogue, status, alarms and pki. Each prints a table a clerk can
-//! read; errors name the node and what to do.
+//! `tongban catalogue …`: the matter catalogue at a node — import a file at the county, list the
+//! items a node may handle, show one in full, and the versions the node holds.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
-use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient, node_client::NodeClient};
+use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
 
 use crate::client::Connection;
-use tongban_core::ids::NodeId;
+use crate::display::{cell, short_hash};
 
 #[derive(Subcommand, Debug)]
 pub enum CatalogueAction {
@@ -58,31 +58,6 @@ pub enum Delegation {
     Authorised,
     Entrusted,
     NotDelegated,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum PkiAction {
-    /// Create a development CA and certificates for Wuhua's tree and an operator.
-    Init {
-        /// Where to write ca.pem, nodes/ and operators/.
-        #[arg(long, default_value = "tongban-pki")]
-        dir: PathBuf,
-        /// Villages per township to issue certificates for.
-        #[arg(long, default_value_t = 2)]
-        villages_per_township: usize,
-        /// Operator certificates to issue, as NAME@PLACE (default admin@441424).
-        #[arg(long = "operator")]
-        operators: Vec<String>,
-        /// Courier handheld certificates to issue, as DEVICE@PLACE (e.g. pda-07@441424100).
-        #[arg(long = "courier")]
-        couriers: Vec<String>,
-    },
-}
-
-/// `text` padded with spaces to `width` terminal columns (CJK characters take two).
-pub(crate) fn cell(text: &str, width: usize) -> String {
-    let used = unicode_width::UnicodeWidthStr::width(text);
-    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
 }
 
 fn delegation_name(v: i32) -> &'static str {
@@ -137,7 +112,7 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     response.item_count,
                     response.upserts,
                     response.removals,
-                    &response.content_hash[..16]
+                    short_hash(&response.content_hash)
                 );
             } else {
                 println!(
@@ -285,191 +260,10 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     v.item_count,
                     v.upserts,
                     v.removals,
-                    &v.content_hash[..16.min(v.content_hash.len())],
+                    short_hash(&v.content_hash),
                     v.published_by,
                     v.source
                 );
-            }
-        }
-    }
-    Ok(())
-}
-
-fn ago(now_ms: i64, then_ms: i64) -> String {
-    if then_ms <= 0 {
-        return "never".into();
-    }
-    let secs = (now_ms - then_ms).max(0) / 1000;
-    match secs {
-        0..=59 => format!("{secs}s ago"),
-        60..=3599 => format!("{}m ago", secs / 60),
-        3600..=86399 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86400),
-    }
-}
-
-pub async fn status(conn: Connection, json: bool) -> Result<()> {
-    let mut client = NodeClient::new(conn.channel().await?);
-    let s = client
-        .status(pb::StatusRequest {})
-        .await
-        .map_err(|e| conn.explain(e))?
-        .into_inner();
-    if json {
-        let links: Vec<serde_json::Value> = s
-            .links
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "peer": l.peer_id, "role": if l.role == pb::LinkRole::Parent as i32 { "parent" } else { "child" },
-                    "connected": l.connected, "events_behind": l.events_behind,
-                    "oldest_unacked_age_ms": l.oldest_unacked_age_ms, "last_sync_unix_ms": l.last_sync_unix_ms,
-                    "applied_from_peer": l.applied_from_peer, "acked_by_peer": l.acked_by_peer,
-                    "last_checksum_ok": l.last_checksum_ok, "repairs": l.repairs,
-                })
-            })
-            .collect();
-        let value = serde_json::json!({
-            "node_id": s.node_id, "tier": s.tier, "parent_id": s.parent_id, "storage": s.storage,
-            "catalogue_version": s.catalogue_version, "catalogue_hash": s.catalogue_hash,
-            "events_stored": s.events_stored, "open_alarms": s.open_alarms, "links": links,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(());
-    }
-    let tier = match pb::Tier::try_from(s.tier) {
-        Ok(pb::Tier::County) => "county",
-        Ok(pb::Tier::Township) => "township",
-        Ok(pb::Tier::Village) => "village",
-        _ => "?",
-    };
-    let now = tongban_core::hlc::wall_ms() as i64;
-    println!(
-        "node {} ({tier}), tongban {}, storage {}",
-        s.node_id, s.software_version, s.storage
-    );
-    if !s.parent_id.is_empty() {
-        println!("parent {}", s.parent_id);
-    }
-    println!(
-        "catalogue version {} (hash {}), {} events stored, {} alarms",
-        s.catalogue_version,
-        &s.catalogue_hash[..16.min(s.catalogue_hash.len())],
-        s.events_stored,
-        s.open_alarms
-    );
-    if s.links.is_empty() {
-        println!("no links yet");
-        return Ok(());
-    }
-    println!(
-        "{:<14} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
-        "peer", "role", "up", "behind", "oldest", "last sync", "checksum"
-    );
-    for l in &s.links {
-        println!(
-            "{:<14} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
-            l.peer_id,
-            if l.role == pb::LinkRole::Parent as i32 {
-                "parent"
-            } else {
-                "child"
-            },
-            if l.connected { "yes" } else { "no" },
-            l.events_behind,
-            if l.oldest_unacked_age_ms == 0 {
-                "-".into()
-            } else {
-                format!("{}s", l.oldest_unacked_age_ms / 1000)
-            },
-            ago(now, l.last_sync_unix_ms),
-            if l.last_checksum_unix_ms == 0 {
-                "-".to_string()
-            } else if l.last_checksum_ok {
-                "ok".to_string()
-            } else {
-                format!("repaired×{}", l.repairs)
-            }
-        );
-    }
-    Ok(())
-}
-
-pub async fn alarms(conn: Connection, limit: u32) -> Result<()> {
-    let mut client = NodeClient::new(conn.channel().await?);
-    let response = client
-        .list_alarms(pb::ListAlarmsRequest { limit })
-        .await
-        .map_err(|e| conn.explain(e))?
-        .into_inner();
-    if response.alarms.is_empty() {
-        println!("no alarms");
-    }
-    let now = tongban_core::hlc::wall_ms() as i64;
-    for a in response.alarms {
-        let kind = match pb::AlarmKind::try_from(a.kind) {
-            Ok(pb::AlarmKind::ConflictingDuplicate) => "CONFLICTING DUPLICATE",
-            Ok(pb::AlarmKind::Quarantined) => "QUARANTINED",
-            _ => "ALARM",
-        };
-        println!(
-            "#{} {kind} {}/{} from {} ({}): {}",
-            a.id,
-            a.origin,
-            a.seq,
-            a.received_from,
-            ago(now, a.raised_unix_ms),
-            a.reason
-        );
-    }
-    Ok(())
-}
-
-pub fn pki(action: PkiAction) -> Result<()> {
-    match action {
-        PkiAction::Init {
-            dir,
-            villages_per_township,
-            operators,
-            couriers,
-        } => {
-            let nodes = crate::harness::wuhua_nodes(villages_per_township)?;
-            let mut ops = Vec::new();
-            let requested = if operators.is_empty() {
-                vec!["admin@441424".to_string()]
-            } else {
-                operators
-            };
-            for spec in requested {
-                let (name, place) = spec
-                    .split_once('@')
-                    .with_context(|| format!("operator {spec:?} must be NAME@PLACE, e.g. admin@441424"))?;
-                ops.push((NodeId::new(place)?, name.to_owned()));
-            }
-            let layout = tongban_core::pki::init_dir(&dir, &nodes, &ops)?;
-            println!(
-                "development CA and {} node certificates and {} operator certificate(s) in {}",
-                nodes.len(),
-                ops.len(),
-                layout.dir().display()
-            );
-            println!("CA certificate: {}", layout.ca_cert().display());
-            for (place, name) in &ops {
-                println!(
-                    "operator {name}@{place}: {}",
-                    layout.operator_cert(place, name).display()
-                );
-            }
-            if !couriers.is_empty() {
-                let ca = layout.load_ca()?;
-                for spec in couriers {
-                    let (device, place) = spec
-                        .split_once('@')
-                        .with_context(|| format!("courier {spec:?} must be DEVICE@PLACE, e.g. pda-07@441424100"))?;
-                    let courier = tongban_core::pki::Principal::courier(NodeId::new(place)?, device)?;
-                    layout.ensure(&ca, &courier)?;
-                    println!("courier {courier}: {}", layout.cert_path(&courier).display());
-                }
             }
         }
     }

@@ -22,20 +22,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use tongban_core::calendar::{ManualClock, shanghai_date};
 use tongban_core::cluster::{Cluster, wait_until};
 use tongban_core::ids::{NodeId, Tier};
 use tongban_core::pki::Principal;
 use tongban_core::wuhua;
+use tongban_courier::Device;
 use tongban_proto::v1::{
     self as pb, AnomalyState, CustodyStep, DocumentKind, cases_client::CasesClient, custody_client::CustodyClient,
     where_is_request::Target,
 };
 use tonic::transport::Channel;
 
-use crate::commands::cell;
-use crate::demo_week::{day_label, rpc_error, width};
+use super::week::{day_label, rpc_error};
+use crate::display::{cell, china_time, width};
 
 /// Box-run days: the first working day on the demo's clock after the week, and the next ones.
 const DAYS: usize = 4;
@@ -55,8 +56,6 @@ const WAIT: Duration = Duration::from_secs(60);
 const CLERK: &str = "clerk";
 
 const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
-const SHANGHAI_OFFSET: i64 = 8 * HOUR;
 
 /// A courier's daily round: the townships whose boxes they carry, in the order they call.
 struct Route {
@@ -187,40 +186,36 @@ struct MaterialBox {
     trip: Option<Trip>,
 }
 
-/// A scanning device: a clerk's desk scanner or a courier's handheld. Keeps what it scanned
-/// until it is uploaded.
-struct Device {
-    id: String,
-    principal: String,
-    seq: u64,
-    pending: Vec<pb::Scan>,
+/// A clerk's desk scanner or a courier's handheld, with what it scanned since its last upload.
+/// The script's devices never lose power, so their unsent scans need no queue file.
+struct Outbox {
+    device: Device,
+    unsent: Vec<pb::Scan>,
 }
 
-impl Device {
-    fn new(id: String, principal: String) -> Device {
-        Device {
-            id,
-            principal,
-            seq: 0,
-            pending: Vec::new(),
+impl Outbox {
+    fn new(device: Device) -> Outbox {
+        Outbox {
+            device,
+            unsent: Vec::new(),
         }
     }
 
     /// Makes a scan at `at_ms` by the device's clock; `fill` sets what the step needs.
     fn scan(&mut self, at_ms: i64, step: CustodyStep, place: &str, fill: impl FnOnce(&mut pb::Scan)) {
-        self.seq += 1;
         let mut scan = pb::Scan {
-            scan_id: format!("{}-{}-{:08x}", self.id, self.seq, rand::random::<u32>()),
-            device_id: self.id.clone(),
-            device_seq: self.seq,
-            scanned_unix_ms: at_ms,
-            principal: self.principal.clone(),
             step: step as i32,
+            scanned_unix_ms: at_ms,
             place: place.to_owned(),
             ..Default::default()
         };
         fill(&mut scan);
-        self.pending.push(scan);
+        self.unsent.push(self.device.stamp(scan));
+    }
+
+    /// How many scans the device has made.
+    fn made(&self) -> u64 {
+        self.device.next_seq() - 1
     }
 }
 
@@ -229,7 +224,7 @@ struct Courier {
     route: &'static Route,
     principal: Principal,
     channel: Channel,
-    handheld: Device,
+    handheld: Outbox,
     /// The townships of the route that are part of the tree.
     townships: Vec<NodeId>,
 }
@@ -273,7 +268,7 @@ struct BoxRuns<'a> {
     clock: Arc<ManualClock>,
     /// A clerk's channel at each node involved (operator certificate of that node).
     channels: BTreeMap<NodeId, Channel>,
-    desks: BTreeMap<NodeId, Device>,
+    desks: BTreeMap<NodeId, Outbox>,
     couriers: Vec<Courier>,
     /// Townships with a box, in code order.
     townships: Vec<NodeId>,
@@ -450,7 +445,7 @@ impl<'a> BoxRuns<'a> {
             }
             let principal = Principal::courier(county.clone(), route.device)?;
             let channel = connect(cluster, &county, &principal).await?;
-            let handheld = Device::new(route.device.to_owned(), principal.to_string());
+            let handheld = Outbox::new(Device::new(route.device, principal.clone())?);
             townships.extend(on_route.iter().cloned());
             couriers.push(Courier {
                 route,
@@ -472,7 +467,7 @@ impl<'a> BoxRuns<'a> {
             if !channels.contains_key(node) {
                 channels.insert(node.clone(), connect(cluster, node, &clerk).await?);
             }
-            desks.insert(node.clone(), Device::new(format!("desk-{node}"), clerk.to_string()));
+            desks.insert(node.clone(), Outbox::new(Device::new(format!("desk-{node}"), clerk)?));
         }
 
         let papers = plan_papers(&cases);
@@ -557,7 +552,7 @@ impl<'a> BoxRuns<'a> {
             let c = self.mishaps.offline;
             let kept: Vec<String> = self.couriers[c]
                 .handheld
-                .pending
+                .unsent
                 .iter()
                 .map(|s| s.scan_id.clone())
                 .collect();
@@ -595,14 +590,15 @@ impl<'a> BoxRuns<'a> {
                 "{} ({})'s handheld has no signal all day: {} scans stay on it; the clerks' scans at both ends still arrive",
                 courier.route.courier,
                 courier.route.device,
-                courier.handheld.pending.len()
+                courier.handheld.unsent.len()
             ));
         }
         Ok(tally)
     }
 
     fn scans_made(&self) -> u64 {
-        self.desks.values().map(|d| d.seq).sum::<u64>() + self.couriers.iter().map(|c| c.handheld.seq).sum::<u64>()
+        self.desks.values().map(Outbox::made).sum::<u64>()
+            + self.couriers.iter().map(|c| c.handheld.made()).sum::<u64>()
     }
 
     /// The first morning: every township registers its box, every desk where a case started
@@ -984,7 +980,7 @@ impl<'a> BoxRuns<'a> {
                 self.expected.insert(format!("seal_broken/trip/{}", trip.id));
                 tally.notes.push(format!(
                     "{} {name}'s box (trip {}) reaches the county with seal {} broken; the clerk records it and unpacks",
-                    hm(release_ms + MINUTE),
+                    china_time::short(release_ms + MINUTE),
                     trip.id,
                     trip.seal
                 ));
@@ -1002,7 +998,7 @@ impl<'a> BoxRuns<'a> {
                     self.expected.insert(format!("manifest_shortage/trip/{}/{id}", trip.id));
                     tally.notes.push(format!(
                         "{} {name}'s box (trip {}) is unpacked at the county: {} of the {} documents packed is not in it ({id})",
-                        hm(unpack_ms),
+                        china_time::short(unpack_ms),
                         trip.id,
                         trip.manifest.len() - found.len(),
                         trip.manifest.len()
@@ -1075,7 +1071,7 @@ impl<'a> BoxRuns<'a> {
             .with_context(|| format!("{township}'s box is on no trip"))
     }
 
-    fn desk(&mut self, node: &NodeId) -> Result<&mut Device> {
+    fn desk(&mut self, node: &NodeId) -> Result<&mut Outbox> {
         self.desks
             .get_mut(node)
             .with_context(|| format!("no clerk's desk at {node}"))
@@ -1090,7 +1086,7 @@ impl<'a> BoxRuns<'a> {
         let mut recorded = 0;
         let mut uploads: Vec<(NodeId, Channel, Vec<pb::Scan>, String)> = Vec::new();
         for (node, desk) in self.desks.iter_mut() {
-            if desk.pending.is_empty() {
+            if desk.unsent.is_empty() {
                 continue;
             }
             let channel = self
@@ -1101,19 +1097,19 @@ impl<'a> BoxRuns<'a> {
             uploads.push((
                 node.clone(),
                 channel,
-                std::mem::take(&mut desk.pending),
-                desk.principal.clone(),
+                std::mem::take(&mut desk.unsent),
+                desk.device.who(),
             ));
         }
         let offline_today = (self.today == OFFLINE_DAY).then_some(self.mishaps.offline);
         for (c, courier) in self.couriers.iter_mut().enumerate() {
-            if courier.handheld.pending.is_empty() || offline_today == Some(c) {
+            if courier.handheld.unsent.is_empty() || offline_today == Some(c) {
                 continue;
             }
             uploads.push((
                 self.county.clone(),
                 courier.channel.clone(),
-                std::mem::take(&mut courier.handheld.pending),
+                std::mem::take(&mut courier.handheld.unsent),
                 courier.principal.to_string(),
             ));
         }
@@ -1568,7 +1564,7 @@ impl BoxRuns<'_> {
                 };
                 println!(
                     "    {}  {}{}{} → {}  at {}{flags}",
-                    hm(link.scanned_unix_ms),
+                    china_time::short(link.scanned_unix_ms),
                     cell(&step, 24),
                     cell(&link.biz_step, 14),
                     cell(&link.principal, 29),
@@ -1697,7 +1693,7 @@ fn describe(l: &pb::Location) -> String {
     if !l.pending_custodian.is_empty() {
         text.push_str(&format!(" (released to {})", l.pending_custodian));
     }
-    text.push_str(&format!(" since {}", hm(l.since_unix_ms)));
+    text.push_str(&format!(" since {}", china_time::short(l.since_unix_ms)));
     if !l.container.is_empty() {
         text.push_str(&format!(", in {} (trip {})", l.container, l.trip_id));
     } else if !l.trip_id.is_empty() {
@@ -1822,14 +1818,7 @@ async fn connect(cluster: &Cluster, node: &NodeId, who: &Principal) -> Result<Ch
 
 /// `hour:minute` on `date` in Asia/Shanghai, as Unix ms (minutes may run past 60).
 fn at(date: NaiveDate, hour: i64, minute: i64) -> i64 {
-    date.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - SHANGHAI_OFFSET + hour * HOUR + minute * MINUTE
-}
-
-/// `12-08 09:31` in Asia/Shanghai.
-fn hm(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms + SHANGHAI_OFFSET)
-        .map(|t| t.format("%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    china_time::at(date, hour * 60 + minute)
 }
 
 fn township_name(t: &NodeId) -> &'static str {
@@ -1911,7 +1900,7 @@ mod tests {
     #[test]
     fn times_are_shanghai_wall_clock() {
         let date = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
-        assert_eq!(hm(at(date, 9, 70)), "12-07 10:10");
+        assert_eq!(china_time::short(at(date, 9, 70)), "12-07 10:10");
         assert_eq!(shanghai_date(at(date, 0, 0)), date);
     }
 }

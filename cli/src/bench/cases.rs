@@ -220,8 +220,8 @@ async fn warnings_p99(
     cluster.stop_all().await;
     samples.sort_by(|a, b| a.total_cmp(b));
     Ok((
-        crate::bench::percentile(&samples, 0.99),
-        crate::bench::percentile(&samples, 0.50),
+        super::percentile(&samples, 0.99),
+        super::percentile(&samples, 0.50),
         listed,
     ))
 }

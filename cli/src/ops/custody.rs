@@ -2,48 +2,40 @@
 //!
 //! - **Desk scans** (`register-document`, `register-box`, `pack`, `seal`, `release`, `accept`,
 //!   `unpack`, `void`, `correct`): each is one `Scan` uploaded at once. The desk is a device like
-//!   a courier's handheld: `desk-<node>-<operator>` from the operator certificate (or `--device`),
-//!   numbered densely from 1, since the node flags a gap in a device's numbers as an anomaly. The
-//!   number lives in a small state file next to the operator certificate
-//!   (`tongban-desk-<node>-<operator>.seq`, or `--desk-state FILE`), locked while a scan is made, and
-//!   written and fsynced *before* the upload. A scan whose upload fails stays in that file and
-//!   goes, under its first id and number, with the desk's next scan (or `resend`); the node
-//!   records a scan once however often it arrives. A number the node refused is taken back if
-//!   nothing followed it, so a typo does not leave a gap.
+//!   a courier's handheld, and keeps its scans the same way, in a `tongban_courier` queue:
+//!   `desk-<node>-<operator>` from the operator certificate (or `--device`), numbered densely
+//!   from 1, since the node flags a gap in a device's numbers as an anomaly. The queue file sits
+//!   next to the operator certificate (`tongban-desk-<node>-<operator>.seq`, or
+//!   `--desk-state FILE`), and a scan is on disk *before* the upload. A scan whose upload fails
+//!   stays queued and goes, under its first id and number, with the desk's next scan (or
+//!   `resend`); the node records a scan once however often it arrives. A number the node refused
+//!   is taken back if nothing followed it, so a typo does not leave a gap.
 //! - **Queries**: `where-is`, `box history`, `anomalies list|explain|close`, `epcis export`.
 //! - **Labels** (`label box|trip|document|sheet`): SVG files to print at 100 %; no node needed.
 
-use std::collections::BTreeSet;
-use std::collections::hash_map::RandomState;
-use std::fs::{self, File, OpenOptions};
-use std::hash::{BuildHasher, Hasher};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use chrono::DateTime;
 use clap::{Args, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tongban_core::ids::NodeId;
 use tongban_core::labels::{self, BoxLabel, DocumentLabel, TripLabel};
 use tongban_core::pki::{Principal, principal_from_cert_pem};
 use tongban_core::store::CaseRef;
+use tongban_courier::{Device, Outcome, Queue, Resend};
 use tongban_proto::v1::{
-    self as pb, cases_client::CasesClient, custody_client::CustodyClient, get_case_request, scan_outcome,
-    where_is_request,
+    self as pb, cases_client::CasesClient, custody_client::CustodyClient, get_case_request, where_is_request,
 };
 use tonic::transport::Channel;
 
 use crate::client::Connection;
-use crate::commands::cell;
+use crate::courier::explain_failure;
+use crate::display::{cell, china_time, or_dash, read_csv};
 
-/// Most scans per `UploadScans` request (the contract's limit).
-const UPLOAD_BATCH: usize = 5_000;
 /// Responses (EPCIS exports, a case's documents) may be far larger than tonic's 4 MiB default.
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
-/// China Standard Time (Asia/Shanghai has no daylight saving).
-const CST_OFFSET_MS: i64 = 8 * 3600 * 1000;
 
 #[derive(Subcommand, Debug)]
 pub enum CustodyCommand {
@@ -217,7 +209,7 @@ pub struct Desk {
     /// This desk's device id (default: desk-<node>-<operator>, from the operator certificate).
     #[arg(long)]
     device: Option<String>,
-    /// The desk's sequence file (default: next to the certificate, tongban-desk-<node>-<operator>.seq).
+    /// The desk's scan queue (default: next to the certificate, tongban-desk-<node>-<operator>.seq).
     #[arg(long)]
     desk_state: Option<PathBuf>,
 }
@@ -634,122 +626,95 @@ fn operator(conn: &Connection) -> Result<Principal> {
     }
 }
 
-/// One desk scan (`scan`), or none to upload only what an earlier failure left: number it, keep
-/// it durably, upload everything kept, and report.
+/// One desk scan (`scan`), or none to upload only what an earlier failure left: save it in the
+/// desk's queue, upload everything queued, and report.
 async fn desk_scan(conn: &Connection, channel: Option<Channel>, desk: &Desk, scan: Option<pb::Scan>) -> Result<()> {
     let principal = operator(conn)?;
-    let device = match (&desk.device, &principal) {
+    let device_id = match (&desk.device, &principal) {
         (Some(device), _) => device.clone(),
         (None, Principal::Operator { place, name }) => format!("desk-{place}-{name}"),
         (None, other) => format!("desk-{}", other.place()),
     };
-    if device.is_empty() || device.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("the device id {device:?} must be non-empty, without spaces");
-    }
     let path = match &desk.desk_state {
         Some(path) => path.clone(),
         None => conn
             .cert
             .parent()
             .unwrap_or(Path::new("."))
-            .join(state_file_name(&device)),
+            .join(state_file_name(&device_id)),
     };
-    let _lock = DeskLock::acquire(&path)?;
-    let mut state = DeskState::load(&path, &device)?;
+    let device = Device::new(device_id, principal)?;
+    let mut queue = open_desk_queue(&path, &device).await?;
 
-    let new_id = match scan {
+    let new_scan = match scan {
         Some(mut scan) => {
-            let seq = state.last_seq + 1;
-            let now = now_ms();
-            scan.scan_id = format!("{device}-{seq}-{}", random_hex8());
-            scan.device_id = device.clone();
-            scan.device_seq = seq;
-            scan.scanned_unix_ms = now;
-            scan.principal = principal.to_string();
-            if scan.place.is_empty() {
-                scan.place = principal.place().to_string();
-            }
-            let id = scan.scan_id.clone();
-            state.last_seq = seq;
-            state.pending.push(KeptScan::from(&scan));
-            state.save(&path)?;
-            Some(id)
+            scan.scanned_unix_ms = now_ms();
+            Some(queue.append(scan).await?)
         }
-        None if state.pending.is_empty() => {
-            println!("desk {device}: nothing to resend (last number {})", state.last_seq);
+        None if queue.count_to_send(Resend::Queued).await? == 0 => {
+            let last = queue.device().await?.next_seq().saturating_sub(1);
+            queue.close().await?;
+            println!("desk {}: nothing to resend (last number {last})", device.id);
             return Ok(());
         }
         None => None,
     };
 
-    let outcomes = match upload(conn, channel, &state).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            let kept = state.pending.len();
-            return Err(e.context(format!(
-                "upload failed; {kept} scan(s) kept in {}, to go with this desk's next scan or `tongban custody resend`",
-                path.display()
-            )));
+    let channel = match channel {
+        Some(channel) => Ok(channel),
+        None => conn.channel().await,
+    };
+    let upload = match channel {
+        Ok(channel) => {
+            let mut client = custody_client(channel);
+            let upload = tongban_courier::upload(&mut queue, &mut client, &conn.node, Resend::Queued).await?;
+            Ok(upload)
         }
+        Err(e) => Err(e),
+    };
+    let (tally, failure) = match upload {
+        Ok(upload) => (upload.tally, upload.failure.map(|f| explain_failure(conn, f))),
+        Err(e) => (Default::default(), Some(e)),
     };
 
-    // Settle what the node answered; a scan it did not answer for stays kept.
-    let mut refused_seqs = BTreeSet::new();
-    let mut report = Vec::new();
+    // Report what the node answered; a scan it did not answer for stays queued.
+    let new_id = new_scan.as_ref().map(|s| s.scan_id.as_str());
     let mut refusal = None;
-    state.pending.retain(|kept| {
-        let Some(outcome) = outcomes.iter().find(|o| o.scan_id == kept.scan_id) else {
-            return true;
-        };
-        let result = scan_outcome::Result::try_from(outcome.result).unwrap_or(scan_outcome::Result::Unspecified);
-        let is_new = Some(&kept.scan_id) == new_id.as_ref();
-        match result {
-            scan_outcome::Result::Recorded | scan_outcome::Result::Duplicate => {
-                report.push((is_new, kept.clone(), result, String::new()));
-                false
-            }
-            scan_outcome::Result::Refused => {
-                refused_seqs.insert(kept.device_seq);
-                if is_new {
-                    refusal = Some(outcome.message.clone());
-                }
-                report.push((is_new, kept.clone(), result, outcome.message.clone()));
-                false
-            }
-            scan_outcome::Result::Unspecified => true,
-        }
-    });
-    // Nothing was recorded under a refused number: if nothing came after it, it is free again.
-    while refused_seqs.contains(&state.last_seq) && state.last_seq > 0 {
-        state.last_seq -= 1;
-    }
-    state.save(&path)?;
-
-    for (is_new, kept, result, message) in &report {
+    for answer in &tally.answers {
         let what = format!(
             "{} #{} {} (scan {})",
-            device,
-            kept.device_seq,
-            step_label(kept.step),
-            kept.scan_id
+            device.id,
+            answer.seq,
+            step_label(answer.step),
+            answer.scan_id
         );
-        let prefix = if *is_new { "" } else { "earlier scan " };
-        match result {
-            scan_outcome::Result::Recorded => println!("{prefix}recorded: {what}"),
-            scan_outcome::Result::Duplicate => println!("{prefix}already recorded: {what}"),
-            _ if *is_new => {}
-            _ => println!(
+        let is_new = Some(answer.scan_id.as_str()) == new_id;
+        let prefix = if is_new { "" } else { "earlier scan " };
+        match &answer.outcome {
+            Outcome::Recorded => println!("{prefix}recorded: {what}"),
+            Outcome::Duplicate => println!("{prefix}already recorded: {what}"),
+            Outcome::Refused(message) | Outcome::RefusedAfterUpload(message) if is_new => {
+                refusal = Some(message.clone());
+            }
+            Outcome::Refused(message) | Outcome::RefusedAfterUpload(message) => println!(
                 "{prefix}refused: {what}: {message} (the node will see number {} missing)",
-                kept.device_seq
+                answer.seq
             ),
         }
     }
-    if !state.pending.is_empty() {
-        println!(
-            "{} scan(s) not answered by the node, kept in {}",
-            state.pending.len(),
+    // Nothing was recorded under a refused number: if nothing came after it, it is free again.
+    queue.take_back_refused_tail().await?;
+    let kept = queue.counts().await?.queued;
+    queue.close().await?;
+
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "upload failed; {kept} scan(s) kept in {}, to go with this desk's next scan or `tongban custody resend`",
             path.display()
-        );
+        )));
+    }
+    if kept > 0 {
+        println!("{kept} scan(s) not answered by the node, kept in {}", path.display());
     }
     if let Some(message) = refusal {
         bail!("node {} refused the scan: {message}", conn.node);
@@ -757,94 +722,84 @@ async fn desk_scan(conn: &Connection, channel: Option<Channel>, desk: &Desk, sca
     Ok(())
 }
 
-/// Uploads every kept scan in number order; the node's outcomes.
-async fn upload(conn: &Connection, channel: Option<Channel>, state: &DeskState) -> Result<Vec<pb::ScanOutcome>> {
-    let channel = match channel {
-        Some(c) => c,
-        None => conn.channel().await?,
-    };
-    let mut client = custody_client(channel);
-    let mut scans: Vec<pb::Scan> = state.pending.iter().map(pb::Scan::from).collect();
-    scans.sort_by_key(|s| s.device_seq);
-    let mut outcomes = Vec::with_capacity(scans.len());
-    for chunk in scans.chunks(UPLOAD_BATCH) {
-        let request = pb::UploadScansRequest { scans: chunk.to_vec() };
-        let response = client.upload_scans(request).await.map_err(|s| conn.explain(s))?;
-        outcomes.extend(response.into_inner().outcomes);
+/// The desk's queue: opened, created with the desk's first scan, or carried over from the state
+/// file earlier versions kept at the same path.
+async fn open_desk_queue(path: &Path, device: &Device) -> Result<Queue> {
+    if !path.exists() {
+        eprintln!(
+            "note: new desk state {} for {}; its scans are numbered from 1",
+            path.display(),
+            device.id
+        );
+        return Ok(Queue::create(path, device, now_ms()).await?);
     }
-    Ok(outcomes)
+    carry_over_json_state(path, device).await?;
+    let mut queue = Queue::open(path).await?;
+    let owner = queue.device().await?;
+    if owner.id != device.id || owner.principal != device.principal {
+        queue.close().await?;
+        bail!(
+            "the desk state {} belongs to device {} of {}, not {} of {}; pass the matching --device or --desk-state",
+            path.display(),
+            owner.id,
+            owner.principal,
+            device.id,
+            device.principal
+        );
+    }
+    Ok(queue)
 }
 
-/// A desk's numbering and the scans not yet answered by a node, as kept on disk (JSON).
-#[derive(Serialize, Deserialize, Debug, Default)]
-struct DeskState {
+/// The JSON state file earlier versions kept for a desk: its last number, and the scans a node
+/// had not answered for.
+#[derive(Deserialize)]
+struct JsonDeskState {
     device_id: String,
-    /// The last number given to a scan of this desk (0: none yet).
     last_seq: u64,
     #[serde(default)]
-    pending: Vec<KeptScan>,
+    pending: Vec<serde_json::Value>,
 }
 
-impl DeskState {
-    fn load(path: &Path, device: &str) -> Result<DeskState> {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "note: new desk state {} for {device}; its scans are numbered from 1",
-                    path.display()
-                );
-                return Ok(DeskState {
-                    device_id: device.to_owned(),
-                    ..Default::default()
-                });
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading the desk state {}", path.display())),
-        };
-        let state: DeskState = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "the desk state {} is damaged; do not delete it (numbers would repeat): repair it by hand",
-                path.display()
-            )
-        })?;
-        if state.device_id != device {
-            bail!(
-                "the desk state {} belongs to device {}, not {device}; pass the matching --device or --desk-state",
-                path.display(),
-                state.device_id
-            );
-        }
-        Ok(state)
-    }
-
-    /// Writes the state durably: a temporary file, fsynced, renamed over the old one, and the
-    /// directory fsynced, so a crash leaves either the old or the new state, never a torn one.
-    fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        let tmp = sibling(path, ".tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)?;
-            sync_dir(path)
-        };
-        write().with_context(|| format!("writing the desk state {}", path.display()))
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+/// Replaces an earlier version's JSON state file with a queue whose numbering carries on from
+/// it (the old file is kept as `<file>.json-old`). Numbers must not restart: the node would see
+/// the desk's numbers repeat. Anything else at `path` is left for [`Queue::open`] to judge.
+async fn carry_over_json_state(path: &Path, device: &Device) -> Result<()> {
+    let bytes = fs::read(path).with_context(|| format!("reading the desk state {}", path.display()))?;
+    let Ok(old) = serde_json::from_slice::<JsonDeskState>(&bytes) else {
+        return Ok(());
     };
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_path: &Path) -> std::io::Result<()> {
+    if old.device_id != device.id {
+        bail!(
+            "the desk state {} belongs to device {}, not {}; pass the matching --device or --desk-state",
+            path.display(),
+            old.device_id,
+            device.id
+        );
+    }
+    if !old.pending.is_empty() {
+        bail!(
+            "the desk state {} still holds {} scan(s) no node has answered for; upload them with the \
+             earlier version's `tongban custody resend` first",
+            path.display(),
+            old.pending.len()
+        );
+    }
+    let carried = Device::resume(device.id.clone(), device.principal.clone(), old.last_seq + 1)?;
+    let fresh = sibling(path, ".new");
+    if fresh.exists() {
+        // Left by a carry-over that stopped halfway; the JSON file is still the truth.
+        fs::remove_file(&fresh).with_context(|| format!("removing {}", fresh.display()))?;
+    }
+    Queue::create(&fresh, &carried, now_ms()).await?.close().await?;
+    let old_copy = sibling(path, ".json-old");
+    fs::rename(path, &old_copy).with_context(|| format!("keeping {}", old_copy.display()))?;
+    fs::rename(&fresh, path).with_context(|| format!("writing the desk state {}", path.display()))?;
+    eprintln!(
+        "note: desk state {} is now a scan queue; numbering carries on at {} (the old file is {})",
+        path.display(),
+        carried.next_seq(),
+        old_copy.display()
+    );
     Ok(())
 }
 
@@ -854,150 +809,14 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// An exclusive lock on `<state>.lock`, held while a desk scan is numbered and uploaded, so two
-/// commands at one desk never take the same number.
-struct DeskLock {
-    _file: File,
-}
-
-impl DeskLock {
-    fn acquire(state: &Path) -> Result<DeskLock> {
-        let path = sibling(state, ".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening the desk lock {} (or pass --desk-state)", path.display()))?;
-        file.lock().with_context(|| format!("locking {}", path.display()))?;
-        Ok(DeskLock { _file: file })
-    }
-}
-
-/// A scan kept on disk until a node answers for it.
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-struct KeptScan {
-    scan_id: String,
-    device_id: String,
-    device_seq: u64,
-    scanned_unix_ms: i64,
-    principal: String,
-    step: i32,
-    box_id: String,
-    trip_id: String,
-    origin: String,
-    destination: String,
-    document_ids: Vec<String>,
-    seal_number: String,
-    seal_intact: bool,
-    counterparty: String,
-    place: String,
-    document: Option<KeptDocument>,
-    box_label: String,
-    corrects_scan_id: String,
-    reason: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-#[serde(default)]
-struct KeptDocument {
-    document_id: String,
-    case_id: String,
-    kind: i32,
-    pages: u32,
-    title: String,
-}
-
-impl From<&pb::Scan> for KeptScan {
-    fn from(s: &pb::Scan) -> Self {
-        KeptScan {
-            scan_id: s.scan_id.clone(),
-            device_id: s.device_id.clone(),
-            device_seq: s.device_seq,
-            scanned_unix_ms: s.scanned_unix_ms,
-            principal: s.principal.clone(),
-            step: s.step,
-            box_id: s.box_id.clone(),
-            trip_id: s.trip_id.clone(),
-            origin: s.origin.clone(),
-            destination: s.destination.clone(),
-            document_ids: s.document_ids.clone(),
-            seal_number: s.seal_number.clone(),
-            seal_intact: s.seal_intact,
-            counterparty: s.counterparty.clone(),
-            place: s.place.clone(),
-            document: s.document.as_ref().map(|d| KeptDocument {
-                document_id: d.document_id.clone(),
-                case_id: d.case_id.clone(),
-                kind: d.kind,
-                pages: d.pages,
-                title: d.title.clone(),
-            }),
-            box_label: s.box_label.clone(),
-            corrects_scan_id: s.corrects_scan_id.clone(),
-            reason: s.reason.clone(),
-        }
-    }
-}
-
-impl From<&KeptScan> for pb::Scan {
-    fn from(k: &KeptScan) -> Self {
-        pb::Scan {
-            scan_id: k.scan_id.clone(),
-            device_id: k.device_id.clone(),
-            device_seq: k.device_seq,
-            scanned_unix_ms: k.scanned_unix_ms,
-            principal: k.principal.clone(),
-            step: k.step,
-            box_id: k.box_id.clone(),
-            trip_id: k.trip_id.clone(),
-            origin: k.origin.clone(),
-            destination: k.destination.clone(),
-            document_ids: k.document_ids.clone(),
-            seal_number: k.seal_number.clone(),
-            seal_intact: k.seal_intact,
-            counterparty: k.counterparty.clone(),
-            place: k.place.clone(),
-            document: k.document.as_ref().map(|d| pb::DocumentInfo {
-                document_id: d.document_id.clone(),
-                case_id: d.case_id.clone(),
-                kind: d.kind,
-                pages: d.pages,
-                title: d.title.clone(),
-            }),
-            box_label: k.box_label.clone(),
-            corrects_scan_id: k.corrects_scan_id.clone(),
-            reason: k.reason.clone(),
-        }
-    }
-}
-
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// Eight random hex digits (the process's random SipHash keys over the clock).
-fn random_hex8() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    hasher.write_u128(nanos);
-    hasher.write_u32(std::process::id());
-    format!("{:08x}", hasher.finish() as u32)
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// `<origin>-<yyyymmdd>-<8 hex digits>`, the date in China.
 fn new_trip_id(origin: &str, now_ms: i64) -> String {
-    let date = china(now_ms)
-        .map(|t| t.format("%Y%m%d").to_string())
-        .unwrap_or_default();
-    format!("{origin}-{date}-{}", random_hex8())
+    let date = china_time::compact_date(now_ms);
+    format!("{origin}-{date}-{:08x}", rand::random::<u32>())
 }
 
 /// `tongban-desk-<node>-<operator>.seq` for `desk-<node>-<operator>`, `tongban-desk-<device>.seq`
@@ -1086,7 +905,7 @@ fn print_whereabouts(object: &pb::ObjectWhereabouts) {
     row("地点 place", or_dash(&l.place));
     let since = format!(
         "{} ({})",
-        time(l.since_unix_ms),
+        china_time::minute(l.since_unix_ms),
         if l.verified {
             "verified: scanned itself"
         } else {
@@ -1124,7 +943,7 @@ fn link_line(link: &pb::CustodyLink) -> String {
     };
     format!(
         "{}  {} {} {} @{} → {}{flags}  scan {} (recorded at {})",
-        time(link.scanned_unix_ms),
+        china_time::minute(link.scanned_unix_ms),
         cell(step_label(link.step), 30),
         cell(&cbv, 30),
         cell(&link.principal, 30),
@@ -1162,7 +981,7 @@ async fn box_history(conn: &Connection, box_id: String, trip_id: String) -> Resu
             cell(&format!("{} → {}", t.origin, t.destination), 26),
             cell(or_dash(&t.seal_number), 16),
             cell(or_dash(&t.state), 12),
-            cell(&time(t.packed_unix_ms), 16),
+            cell(&china_time::minute(t.packed_unix_ms), 16),
             t.manifest.len()
         );
         if !t.manifest.is_empty() {
@@ -1208,7 +1027,7 @@ async fn anomalies(conn: &Connection, command: AnomalyCommand) -> Result<()> {
             for a in &list {
                 println!(
                     "{} {} {} {} {}",
-                    cell(&time(a.detected_unix_ms), 16),
+                    cell(&china_time::minute(a.detected_unix_ms), 16),
                     cell(state_name(a.state), 12),
                     cell(&a.kind, 28),
                     cell(or_dash(&a.township), 13),
@@ -1377,9 +1196,7 @@ fn label(command: LabelCommand) -> Result<()> {
                         .with_context(|| format!("--date {date:?} is not YYYY-MM-DD"))?;
                     date
                 }
-                None => china(now_ms())
-                    .map(|t| t.format("%Y-%m-%d").to_string())
-                    .unwrap_or_default(),
+                None => china_time::date(now_ms()),
             };
             let svg = labels::trip_label_svg(&TripLabel {
                 trip_id: &trip,
@@ -1472,7 +1289,7 @@ struct SheetRow {
 
 /// Parses a label sheet CSV: a header naming the columns (any order), then one row per label.
 fn sheet_rows(text: &str) -> Result<Vec<SheetRow>> {
-    let records = parse_csv(text.strip_prefix('\u{feff}').unwrap_or(text))?;
+    let records = read_csv(text)?;
     let mut records = records.into_iter().filter(|r| r.iter().any(|f| !f.trim().is_empty()));
     let Some(header) = records.next() else {
         return Ok(Vec::new());
@@ -1513,68 +1330,9 @@ fn sheet_rows(text: &str) -> Result<Vec<SheetRow>> {
     Ok(rows)
 }
 
-/// RFC 4180 CSV: commas, double-quoted fields with `""` for a quote, CRLF or LF line ends.
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.is_empty() => in_quotes = true,
-            ',' => record.push(std::mem::take(&mut field)),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-            }
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        bail!("a quoted field is not closed");
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    Ok(records)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Display
 // ---------------------------------------------------------------------------------------------
-
-/// The instant as China Standard Time, naive (printing adds no zone).
-fn china(unix_ms: i64) -> Option<chrono::NaiveDateTime> {
-    DateTime::from_timestamp_millis(unix_ms.checked_add(CST_OFFSET_MS)?).map(|t| t.naive_utc())
-}
-
-/// `2026-11-27 09:30` in Asia/Shanghai; `-` for no time.
-fn time(unix_ms: i64) -> String {
-    if unix_ms == 0 {
-        return "-".to_owned();
-    }
-    china(unix_ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
-
-fn or_dash(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
-}
 
 fn step_label(step: i32) -> &'static str {
     use pb::CustodyStep as S;
@@ -1616,53 +1374,110 @@ mod tests {
         assert_eq!(rows[1].kind, Kind::Copy);
         assert!(sheet_rows("document_id,case_number\nD,C\n").is_err());
         assert!(sheet_rows("document_id,case_number,item,kind,pages,applicant\nD,C,I,other,1,A\n").is_err());
-        assert!(parse_csv("\"open").is_err());
     }
 
-    #[test]
-    fn kept_scans_round_trip() {
-        let scan = pb::Scan {
-            scan_id: "desk-441424100-wang-3-0a1b2c3d".into(),
-            device_seq: 3,
-            step: pb::CustodyStep::RegisterDocument as i32,
-            document: Some(pb::DocumentInfo {
-                document_id: "D-1".into(),
-                case_id: "C".into(),
-                kind: 1,
-                pages: 2,
-                title: "户口簿原件".into(),
-            }),
-            document_ids: vec!["D-1".into()],
-            seal_intact: true,
-            ..Default::default()
-        };
-        let kept = KeptScan::from(&scan);
-        let text = serde_json::to_string(&kept).unwrap();
-        let back: KeptScan = serde_json::from_str(&text).unwrap();
-        assert_eq!(pb::Scan::from(&back), scan);
+    fn clerk(name: &str) -> Principal {
+        Principal::operator(NodeId::new("441424100").unwrap(), name).unwrap()
     }
 
-    #[test]
-    fn desk_state_survives_save_and_load() {
+    #[tokio::test]
+    async fn a_desk_queue_is_made_once_and_belongs_to_its_desk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tongban-desk-441424100-wang.seq");
+        let desk = Device::new("desk-441424100-wang", clerk("wang")).unwrap();
+        let mut queue = open_desk_queue(&path, &desk).await.unwrap();
+        assert_eq!(queue.append(pb::Scan::default()).await.unwrap().device_seq, 1);
+        queue.close().await.unwrap();
+        let mut queue = open_desk_queue(&path, &desk).await.unwrap();
+        assert_eq!(queue.device().await.unwrap().next_seq(), 2);
+        queue.close().await.unwrap();
+
+        let other_desk = Device::new("desk-x", clerk("wang")).unwrap();
+        assert!(open_desk_queue(&path, &other_desk).await.is_err());
+        let other_clerk = Device::new("desk-441424100-wang", clerk("li")).unwrap();
+        assert!(open_desk_queue(&path, &other_clerk).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_earlier_json_desk_state_carries_its_numbering_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tongban-desk-x.seq");
-        let fresh = DeskState::load(&path, "desk-x").unwrap();
-        assert_eq!(fresh.last_seq, 0);
-        let _lock = DeskLock::acquire(&path).unwrap();
-        let state = DeskState {
-            device_id: "desk-x".into(),
-            last_seq: 7,
-            pending: vec![KeptScan {
-                scan_id: "desk-x-7-00000000".into(),
-                device_seq: 7,
-                ..Default::default()
-            }],
+        let desk = Device::new("desk-x", clerk("wang")).unwrap();
+        fs::write(&path, r#"{"device_id": "desk-y", "last_seq": 7, "pending": []}"#).unwrap();
+        assert!(open_desk_queue(&path, &desk).await.is_err(), "another desk's state");
+        fs::write(
+            &path,
+            r#"{"device_id": "desk-x", "last_seq": 7, "pending": [{"scan_id": "desk-x-7-0"}]}"#,
+        )
+        .unwrap();
+        let err = open_desk_queue(&path, &desk).await.err().unwrap().to_string();
+        assert!(err.contains("custody resend"), "{err}");
+
+        fs::write(&path, r#"{"device_id": "desk-x", "last_seq": 7, "pending": []}"#).unwrap();
+        let mut queue = open_desk_queue(&path, &desk).await.unwrap();
+        assert_eq!(queue.append(pb::Scan::default()).await.unwrap().device_seq, 8);
+        queue.close().await.unwrap();
+        assert!(dir.path().join("tongban-desk-x.seq.json-old").exists());
+    }
+
+    #[tokio::test]
+    async fn desk_scans_are_kept_until_answered_and_refused_numbers_are_taken_back() {
+        use prost::Message as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::stand_in::pki(&dir);
+        let desk = Desk {
+            device: None,
+            desk_state: Some(dir.path().join("desk.seq")),
         };
-        state.save(&path).unwrap();
-        let loaded = DeskState::load(&path, "desk-x").unwrap();
-        assert_eq!(loaded.last_seq, 7);
-        assert_eq!(loaded.pending.len(), 1);
-        assert!(DeskState::load(&path, "desk-y").is_err());
+        let register = |box_id: &str| pb::Scan {
+            step: pb::CustodyStep::RegisterBox as i32,
+            box_id: box_id.into(),
+            box_label: "材料周转箱".into(),
+            ..Default::default()
+        };
+
+        // No node answers: the scan stays in the queue under its number.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let offline = pki.connection(&format!("https://127.0.0.1:{port}"), &clerk("wang"));
+        let err = desk_scan(&offline, None, &desk, Some(register("B-1")))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("1 scan(s) kept in"), "{err:#}");
+
+        // The desk's next scan takes it along; a refused number is given to the scan after it.
+        let recorded = crate::stand_in::Recorded::default();
+        let (node, _) = pki.start_node("441424100", recorded.clone()).await;
+        let conn = pki.connection(&node, &clerk("wang"));
+        desk_scan(&conn, None, &desk, Some(register("B-2"))).await.unwrap();
+        let err = desk_scan(&conn, None, &desk, Some(register("BAD"))).await.unwrap_err();
+        assert!(err.to_string().contains("unknown box BAD"), "{err:#}");
+        desk_scan(&conn, None, &desk, Some(register("B-3"))).await.unwrap();
+        desk_scan(&conn, None, &desk, None).await.unwrap();
+
+        let mut scans: Vec<pb::Scan> = recorded
+            .lock()
+            .unwrap()
+            .values()
+            .map(|bytes| pb::Scan::decode(bytes.as_slice()).unwrap())
+            .collect();
+        scans.sort_by_key(|s| s.device_seq);
+        let numbered: Vec<(u64, &str, &str)> = scans
+            .iter()
+            .map(|s| (s.device_seq, s.box_id.as_str(), s.place.as_str()))
+            .collect();
+        assert_eq!(
+            numbered,
+            vec![
+                (1, "B-1", "441424100"),
+                (2, "B-2", "441424100"),
+                (3, "B-3", "441424100")
+            ]
+        );
+        assert!(scans.iter().all(|s| s.device_id == "desk-441424100-wang"));
     }
 
     #[test]
@@ -1670,10 +1485,10 @@ mod tests {
         use clap::{CommandFactory, Parser};
         crate::Cli::command().debug_assert();
         let parse = |args: &[&str]| {
-            let mut all = vec!["tongban", "custody"];
+            let mut all = vec!["custody"];
             all.extend_from_slice(args);
-            match crate::Cli::try_parse_from(all).unwrap().command {
-                crate::Command::Custody { command, .. } => command,
+            match crate::ops::parse(&all).unwrap() {
+                crate::ops::OperatorCommand::Custody { command, .. } => command,
                 _ => panic!("not a custody command"),
             }
         };
@@ -1712,8 +1527,6 @@ mod tests {
         assert_eq!(parts[..2], ["441424100", "20261128"]);
         assert_eq!(parts[2].len(), 8);
         assert!(parts[2].bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(time(ms), "2026-11-28 07:30");
-        assert_eq!(time(0), "-");
         assert_eq!(file_safe("desk-4414/x y"), "desk-4414_x_y");
         assert_eq!(
             state_file_name("desk-441424100-wang"),

@@ -19,6 +19,7 @@ use tongban_core::config::SyncConfig;
 use tongban_core::ids::NodeId;
 use tongban_core::pki::Principal;
 use tongban_core::store::{Store, StoreLocation};
+use tongban_courier::Device;
 use tongban_proto::v1::{self as pb, CustodyStep, custody_client::CustodyClient, where_is_request};
 
 pub struct CustodyFigures {
@@ -32,28 +33,6 @@ const TOWNSHIP: &str = "441424100";
 /// Documents per box trip in the where-is store.
 const PER_TRIP: usize = 50;
 const BASE_MS: i64 = 1_790_000_000_000;
-
-/// One scan of a device's queue.
-struct Device {
-    id: String,
-    principal: String,
-    seq: u64,
-}
-
-impl Device {
-    fn scan(&mut self, step: CustodyStep, at_ms: i64) -> pb::Scan {
-        self.seq += 1;
-        pb::Scan {
-            scan_id: format!("{}-{}-{:08x}", self.id, self.seq, rand::random::<u32>()),
-            device_id: self.id.clone(),
-            device_seq: self.seq,
-            scanned_unix_ms: at_ms,
-            principal: self.principal.clone(),
-            step: step as i32,
-            ..Default::default()
-        }
-    }
-}
 
 /// The scans of one trip of `docs` from the county to the township: clerk scans on `desk`,
 /// courier scans on `pda`.
@@ -73,12 +52,12 @@ fn trip_scans(desk: &mut Device, pda: &mut Device, dest: &mut Device, n: usize, 
     let mut seal = with(desk.scan(CustodyStep::Seal, t + 1_000));
     seal.seal_number = format!("S{n:07}");
     let mut release = with(desk.scan(CustodyStep::ReleaseToCourier, t + 2_000));
-    release.counterparty = pda.principal.clone();
+    release.counterparty = pda.who();
     let accept = with(pda.scan(CustodyStep::CourierAccept, t + 3_000));
     let mut en_route = with(pda.scan(CustodyStep::EnRoute, t + 10_000));
     en_route.place = "华城镇 X120".to_owned();
     let mut arrive = with(pda.scan(CustodyStep::ReleaseAtDestination, t + 20_000));
-    arrive.counterparty = dest.principal.clone();
+    arrive.counterparty = dest.who();
     let mut received = with(dest.scan(CustodyStep::DestinationAccept, t + 21_000));
     received.seal_number = seal.seal_number.clone();
     received.seal_intact = true;
@@ -109,11 +88,7 @@ async fn ingest(dir: &std::path::Path, scans: usize) -> Result<f64> {
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
         // The queue as it sits on the handheld: en-route scans of the day's boxes.
-        let mut device = Device {
-            id: format!("pda-{c:02}"),
-            principal: principal.to_string(),
-            seq: 0,
-        };
+        let mut device = Device::new(format!("pda-{c:02}"), principal.clone())?;
         let queue: Vec<pb::Scan> = (0..per_courier)
             .map(|i| {
                 let mut s = device.scan(CustodyStep::EnRoute, BASE_MS + i as i64 * 1_000);
@@ -156,21 +131,12 @@ async fn fill_county(store: &Arc<Store>, documents: usize) -> Result<Vec<String>
         place: store.node().clone(),
         name: "records".into(),
     };
-    let mut desk = Device {
-        id: "desk-441424-1".into(),
-        principal: clerk.to_string(),
-        seq: 0,
-    };
-    let mut pda = Device {
-        id: "pda-07".into(),
-        principal: format!("courier:{COUNTY}:pda-07"),
-        seq: 0,
-    };
-    let mut dest = Device {
-        id: format!("desk-{TOWNSHIP}-1"),
-        principal: format!("operator:{TOWNSHIP}:li.na"),
-        seq: 0,
-    };
+    let mut desk = Device::new("desk-441424-1", clerk.clone())?;
+    let mut pda = Device::new("pda-07", Principal::courier(NodeId::new(COUNTY)?, "pda-07")?)?;
+    let mut dest = Device::new(
+        format!("desk-{TOWNSHIP}-1"),
+        Principal::operator(NodeId::new(TOWNSHIP)?, "li.na")?,
+    )?;
     let mut ids = Vec::with_capacity(documents);
     let mut batch = Vec::with_capacity(5_000);
     for trip in 0..documents.div_ceil(PER_TRIP) {
@@ -246,10 +212,7 @@ async fn where_is(dir: &std::path::Path, documents: usize, samples: usize) -> Re
     }
     cluster.stop_all().await;
     times.sort_by(|a, b| a.total_cmp(b));
-    Ok((
-        crate::bench::percentile(&times, 0.99),
-        crate::bench::percentile(&times, 0.50),
-    ))
+    Ok((super::percentile(&times, 0.99), super::percentile(&times, 0.50)))
 }
 
 pub async fn run(dir: &std::path::Path, scans: usize, documents: usize) -> Result<CustodyFigures> {

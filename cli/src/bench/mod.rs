@@ -13,6 +13,9 @@
 //! - `village_idle_rss_mb`: the child's VmRSS 3 s after it caught up on restart, link open, idle.
 //! - `village_sync_peak_rss_mb`: the child's VmHWM (peak resident set) after the initial sync.
 
+mod cases;
+mod custody;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -127,7 +130,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 args.scans, args.documents
             );
         }
-        let custody = crate::bench_custody::run(&temp.path().join("custody"), args.scans, args.documents).await?;
+        let custody = custody::run(&temp.path().join("custody"), args.scans, args.documents).await?;
         figures.scan_ingest_per_s = Some(custody.scan_ingest_per_s);
         figures.where_is_p99_ms = Some(custody.where_is_p99_ms);
         where_is_p50 = Some(custody.where_is_p50_ms);
@@ -139,7 +142,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 args.submit_cases, args.warning_cases
             );
         }
-        let cases = crate::bench_cases::run(&temp.path().join("cases"), args.submit_cases, args.warning_cases).await?;
+        let cases = cases::run(&temp.path().join("cases"), args.submit_cases, args.warning_cases).await?;
         figures.case_submit_per_s = Some(cases.case_submit_per_s);
         figures.warnings_query_p99_ms = Some(cases.warnings_query_p99_ms);
         warnings_listed = Some(cases.warnings_listed);

@@ -3,8 +3,11 @@
 //! catalogue's first delegation batch, then the second; one township is killed while the first
 //! version is still spreading and restarted after the second; the demo waits until every node
 //! holds the latest version with the same hash and prints what each tier sees. Then clerks run a
-//! working week of cases on the tree (`demo_week.rs`), and couriers carry those cases' paper
-//! files in daily box runs between the county and its townships (`demo_boxes.rs`).
+//! working week of cases on the tree ([`week`]), and couriers carry those cases' paper
+//! files in daily box runs between the county and its townships ([`boxes`]).
+
+mod boxes;
+mod week;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -209,10 +212,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if hashes.len() != 1 {
         bail!("nodes disagree on the catalogue");
     }
-    crate::demo_week::run(&cluster)
-        .await
-        .context("the working week of cases")?;
-    crate::demo_boxes::run(&cluster).await.context("the daily box runs")?;
+    week::run(&cluster).await.context("the working week of cases")?;
+    boxes::run(&cluster).await.context("the daily box runs")?;
     println!("demo finished in {:.1?}", started.elapsed());
 
     if args.keep {

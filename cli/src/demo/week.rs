@@ -37,7 +37,7 @@ use tongban_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use crate::commands::cell;
+use crate::display::{cell, width};
 
 use act::Action as A;
 use pb::DelegationMode::{Authorised, Entrusted, NotDelegated};
@@ -1367,11 +1367,6 @@ const RATING_HEADERS: [&str; 8] = [
     "rectified",
     "on time",
 ];
-
-/// Display columns of `text` (CJK characters take two).
-pub(crate) fn width(text: &str) -> usize {
-    unicode_width::UnicodeWidthStr::width(text)
-}
 
 /// Cells right-aligned in columns of the given widths (CJK characters take two columns).
 fn columns(cells: &[String], widths: &[usize]) -> String {
