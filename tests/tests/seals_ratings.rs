@@ -394,9 +394,11 @@ async fn default_and_bad_ratings_and_the_oversight_summary() {
     let r = summary.ratings.unwrap();
     assert_eq!((r.concluded, r.rated, r.active, r.defaulted), (2, 2, 1, 1));
     assert_eq!((r.good, r.bad), (0, 1));
-    assert_eq!((r.rectifications, r.rectified, r.rectified_on_time), (1, 1, 1));
+    // The response came eight calendar days after the bad rating (the township's clock was
+    // moved on for the default rating), past its five-working-day deadline: rectified, late.
+    assert_eq!((r.rectifications, r.rectified, r.rectified_on_time), (1, 1, 0));
     assert_eq!((r.coverage, r.active_rate, r.bad_rate), (1.0, 0.5, 0.5));
-    assert_eq!((r.rectification_rate, r.on_time_rate), (1.0, 1.0));
+    assert_eq!((r.rectification_rate, r.on_time_rate), (1.0, 0.0));
     assert_eq!(summary.rows.len(), 1, "{:?}", summary.rows);
     assert_eq!(summary.rows[0].item_code, AUTHORISED);
     // County-wide is the same here: township 1 is the only one with cases.

@@ -100,17 +100,24 @@ pub fn admit(policy: Policy, principal: &Principal, here: &NodeId) -> Result<(),
     if allowed {
         return Ok(());
     }
+    // Who the caller is, in the words of the refusal.
+    let who = match principal {
+        Principal::Operator { place, .. } => format!("{principal} (an operator of {place})"),
+        other if policy != Policy::DirectChild => format!("{other} is not an operator, and"),
+        other => other.to_string(),
+    };
     Err(Status::permission_denied(match policy {
         Policy::AnyCertified => unreachable_refusal(),
         Policy::OperatorAtOrAbove => format!(
-            "{principal} may not call this at node {here}: it needs an operator certificate of {here} or of a node above it"
+            "{who} may not call this at node {here}: it needs an operator certificate of {here} or of a node above it"
         ),
         Policy::OperatorHere => format!(
-            "{principal} may not do this at node {here}: it is recorded where the operator works, so an operator of {here} must do it"
+            "{who} may not do this at node {here}: it is recorded where the operator works, so an operator of {here} must do it"
         ),
-        Policy::CourierOrOperatorAtOrAbove => {
-            format!("{principal} may not upload scans at {here}: couriers, and operators of {here} or above it, may")
-        }
+        Policy::CourierOrOperatorAtOrAbove => format!(
+            "{} may not upload scans at {here}: couriers, and operators of {here} or above it, may",
+            principal
+        ),
         Policy::DirectChild => match principal {
             Principal::Node(id) => format!(
                 "node {id} is not a direct child of {here}; a {} links to {}",
