@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsFiles, explain_transport_error};
+use tongban_domains::tls::{GENERIC_NODE_NAME, TlsFiles, explain_transport_error};
 use tonic::transport::{Channel, Endpoint};
 
 /// Where the node is and which certificate to present.
@@ -59,7 +59,7 @@ impl Connection {
 
     /// Turns an RPC failure into an error naming the node.
     pub fn explain(&self, status: tonic::Status) -> anyhow::Error {
-        anyhow::anyhow!(tongban_core::tls::explain_status(
+        anyhow::anyhow!(tongban_domains::tls::explain_status(
             &status,
             &format!("node {}", self.node)
         ))

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use tongban_core::ids::NodeId;
-use tongban_core::pki::{PkiLayout, Principal, principal_from_cert_pem};
 use tongban_courier::{Device, Filter, Queue, Resend, State, UploadFailure, step_name};
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::{PkiLayout, Principal, principal_from_cert_pem};
 use tongban_proto::v1::{self as pb, custody_client::CustodyClient};
 
 use crate::client::Connection;

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use tongban_core::catalogue::import::parse_csv;
-use tongban_core::catalogue::model::{DelegationMode, Item, SealType};
-use tongban_core::config::NodeConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::wuhua;
+use tongban_domains::catalogue::import::parse_csv;
+use tongban_domains::catalogue::model::{DelegationMode, Item, SealType};
+use tongban_domains::config::NodeConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::wuhua;
 
 /// County, the 16 townships, and the first `villages_per_township` villages of each.
 pub fn wuhua_nodes(villages_per_township: usize) -> Result<Vec<NodeId>> {
@@ -50,7 +50,7 @@ pub fn first_batch_only(items: &[Item]) -> Vec<Item> {
 
 /// Serialises items as JSON in the import format, so the demo imports through the real RPC.
 pub fn to_json(items: &[Item]) -> Result<Vec<u8>> {
-    Ok(tongban_core::catalogue::import::to_json(items)
+    Ok(tongban_domains::catalogue::import::to_json(items)
         .context("serialising the catalogue")?
         .into_bytes())
 }
@@ -64,7 +64,7 @@ pub fn run_node_process(path: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tongban_core::telemetry::init_logging(&config.log);
+    tongban_domains::telemetry::init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -73,7 +73,7 @@ pub fn run_node_process(path: &Path) -> ExitCode {
         }
     };
     let tier = config.node_id.tier();
-    match runtime.block_on(tongban_core::node::serve_config(tier, config)) {
+    match runtime.block_on(tongban_domains::node::serve_config(tier, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -57,7 +57,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tongban_core::tls::install_crypto_provider();
+    tongban_domains::tls::install_crypto_provider();
     match Cli::parse().command {
         // A node logs as its configuration says and runs its own runtime.
         Command::Node { config } => harness::run_node_process(&config),
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
 /// Runs one command on a fresh runtime and turns its outcome into the exit code.
 fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     // Nodes started in this process (demo, bench) log errors only, unless RUST_LOG says more.
-    tongban_core::telemetry::init_logging(&tongban_core::config::LogConfig {
+    tongban_domains::telemetry::init_logging(&tongban_domains::config::LogConfig {
         filter: "error".into(),
         ..Default::default()
     });

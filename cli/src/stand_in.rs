@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::{DevCa, PkiLayout, Principal};
-use tongban_core::tls::TlsFiles;
 use tongban_courier::MAX_BATCH_SCANS;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::{DevCa, PkiLayout, Principal};
+use tongban_domains::tls::TlsFiles;
 use tongban_proto::v1::custody_server::{Custody, CustodyServer};
 use tongban_proto::v1::{self as pb, scan_outcome};
 use tonic::{Request, Response, Status};
@@ -32,7 +32,7 @@ impl Custody for FakeNode {
         &self,
         request: Request<pb::UploadScansRequest>,
     ) -> Result<Response<pb::UploadScansResponse>, Status> {
-        let caller = tongban_core::tls::peer_principal(&request)?.to_string();
+        let caller = tongban_domains::tls::peer_principal(&request)?.to_string();
         let scans = request.into_inner().scans;
         if scans.len() > MAX_BATCH_SCANS {
             return Err(Status::invalid_argument("too many scans"));
@@ -89,7 +89,7 @@ pub struct Pki {
 }
 
 pub fn pki(dir: &tempfile::TempDir) -> Pki {
-    tongban_core::tls::install_crypto_provider();
+    tongban_domains::tls::install_crypto_provider();
     let layout = PkiLayout::new(dir.path().join("pki"));
     let ca = layout.load_or_create_ca(&NodeId::new("441424").unwrap()).unwrap();
     Pki { layout, ca }

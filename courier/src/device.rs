@@ -3,7 +3,7 @@
 //! a node flags a gap in a device's numbers as scans lost after they left the device, and it
 //! records a scan id once however often the scan arrives.
 
-use tongban_core::pki::Principal;
+use tongban_engine::pki::Principal;
 use tongban_proto::v1 as pb;
 
 use crate::{Error, Result};
@@ -131,7 +131,7 @@ pub fn step_name(step: impl TryInto<pb::CustodyStep>) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use tongban_core::ids::NodeId;
+    use tongban_engine::ids::NodeId;
 
     use super::*;
 

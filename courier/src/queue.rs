@@ -30,7 +30,7 @@ use std::time::Duration;
 use prost::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _, Row as _};
-use tongban_core::pki::Principal;
+use tongban_engine::pki::Principal;
 use tongban_proto::v1::{self as pb, scan_outcome};
 
 use crate::device::{Device, step_name};
@@ -685,7 +685,7 @@ mod tests {
     use std::collections::HashSet;
     use std::path::PathBuf;
 
-    use tongban_core::ids::NodeId;
+    use tongban_engine::ids::NodeId;
 
     use super::*;
 

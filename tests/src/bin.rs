@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use tongban_core::ids::NodeId;
-use tongban_core::tls::TlsFiles;
+use tongban_domains::ids::NodeId;
+use tongban_domains::tls::TlsFiles;
 
 use crate::wait::{deadline_in, wait_until, wait_until_blocking};
 

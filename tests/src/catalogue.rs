@@ -8,10 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use tongban_core::catalogue::{
+use tongban_domains::catalogue::{
     Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, SealType, WindowType, to_csv, to_json,
 };
-use tongban_core::ids::{NodeId, Tier};
+use tongban_domains::ids::{NodeId, Tier};
 use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
 use tonic::transport::Channel;
 use tonic::{Response, Status};
@@ -177,17 +177,17 @@ pub fn visible_codes(items: &[Item], node: &NodeId) -> BTreeSet<String> {
 
 /// The Wuhua sample catalogue, or `None` while `data/wuhua-catalogue.csv` is still empty.
 pub fn sample_catalogue() -> Option<Vec<Item>> {
-    if tongban_core::wuhua::SAMPLE_CATALOGUE_CSV.trim().is_empty() {
+    if tongban_domains::wuhua::SAMPLE_CATALOGUE_CSV.trim().is_empty() {
         return None;
     }
-    match tongban_core::wuhua::sample_catalogue() {
+    match tongban_domains::wuhua::sample_catalogue() {
         Ok(items) if !items.is_empty() => Some(items),
         Ok(_) => None,
         Err(e) => panic!("the sample catalogue does not parse: {e}"),
     }
 }
 
-/// The items as the JSON that `Catalogue.Import` reads (`tongban_core::catalogue::to_json`).
+/// The items as the JSON that `Catalogue.Import` reads (`tongban_domains::catalogue::to_json`).
 pub fn json_bytes(items: &[Item]) -> Vec<u8> {
     to_json(items)
         .unwrap_or_else(|e| panic!("cannot serialise test items: {e}"))

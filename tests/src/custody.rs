@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use tongban_core::calendar::ManualClock;
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::pki::Principal;
 use tongban_courier::ScanIds;
+use tongban_domains::calendar::ManualClock;
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::pki::Principal;
 use tongban_proto::v1::{self as pb, CustodyStep, cases_client::CasesClient, custody_client::CustodyClient};
 use tonic::Status;
 use tonic::transport::Channel;
@@ -40,7 +40,7 @@ pub async fn custody_tree(dir: &std::path::Path, with_other_township: bool) -> C
 pub async fn custody_tree_on(
     dir: &std::path::Path,
     with_other_township: bool,
-    stores: Vec<(tongban_core::ids::NodeId, tongban_core::store::StoreLocation)>,
+    stores: Vec<(tongban_domains::ids::NodeId, tongban_domains::store::StoreLocation)>,
 ) -> Cluster {
     let mut ids = vec![id(COUNTY), id(T1), id(VILLAGE)];
     if with_other_township {

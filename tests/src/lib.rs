@@ -1,5 +1,5 @@
 //! Harness for Tongban's multi-node scenario tests (`tests/tests/*.rs`): real nodes, real gRPC,
-//! mutual TLS on loopback. The engine's [`tongban_core::cluster::Cluster`] starts nodes in this
+//! mutual TLS on loopback. The engine's [`tongban_domains::cluster::Cluster`] starts nodes in this
 //! process; this crate owns what the scenarios need around it:
 //!
 //! - [`pg`]: a throwaway PostgreSQL server per test (skipped cleanly when the binaries are absent,
@@ -33,7 +33,7 @@ pub mod pg;
 pub mod tree;
 pub mod wait;
 
-use tongban_core::ids::NodeId;
+use tongban_domains::ids::NodeId;
 
 /// Wuhua County.
 pub const COUNTY: &str = "441424";
@@ -57,9 +57,9 @@ pub fn full_tree() -> Vec<NodeId> {
 }
 
 /// What every test calls first: the rustls crypto provider (pitfall 1), and logs to the test's
-/// output when `RUST_LOG` is set (e.g. `RUST_LOG=tongban_core=debug`).
+/// output when `RUST_LOG` is set (e.g. `RUST_LOG=tongban_domains=debug`).
 pub fn setup() {
-    tongban_core::tls::install_crypto_provider();
+    tongban_domains::tls::install_crypto_provider();
     if let Ok(filter) = std::env::var("RUST_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

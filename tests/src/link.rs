@@ -17,11 +17,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
-use tongban_core::event::{NewEvent, seal};
-use tongban_core::hlc::Hlc;
-use tongban_core::ids::NodeId;
-use tongban_core::probe::ProbeGenerator;
-use tongban_core::tls::{TlsMaterial, explain_status, explain_transport_error, node_server_name};
+use tongban_domains::event::{NewEvent, seal};
+use tongban_domains::hlc::Hlc;
+use tongban_domains::ids::NodeId;
+use tongban_domains::probe::ProbeGenerator;
+use tongban_domains::tls::{TlsMaterial, explain_status, explain_transport_error, node_server_name};
 use tongban_proto::v1::{self as pb, link_frame::Frame, sync_client::SyncClient};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Endpoint, Server};
@@ -371,7 +371,7 @@ pub fn sealed_probes(origin: &NodeId, seqs: std::ops::RangeInclusive<u64>, seed:
     let mut generator = ProbeGenerator::new(origin.clone(), seed);
     seqs.map(|seq| {
         let new: NewEvent = generator.event(origin);
-        seal(origin, seq, clock.now(tongban_core::hlc::wall_ms()), &new)
+        seal(origin, seq, clock.now(tongban_domains::hlc::wall_ms()), &new)
     })
     .collect()
 }

@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tongban_core::cluster::Cluster;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::{DevCa, Principal};
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsMaterial};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::{DevCa, Principal};
+use tongban_domains::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
 use tonic::transport::{Channel, Endpoint};
 

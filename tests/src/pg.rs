@@ -20,7 +20,7 @@ pub const SKIP_MESSAGE: &str =
 /// Keep the returned server alive for as long as the cluster runs.
 pub fn county_on_postgres() -> Option<(
     TempPostgres,
-    Vec<(tongban_core::ids::NodeId, tongban_core::store::StoreLocation)>,
+    Vec<(tongban_domains::ids::NodeId, tongban_domains::store::StoreLocation)>,
 )> {
     let Some(pg) = TempPostgres::start() else {
         eprintln!("{SKIP_MESSAGE}");
@@ -29,7 +29,7 @@ pub fn county_on_postgres() -> Option<(
     pg.create_database("tongban_county");
     let stores = vec![(
         crate::id(crate::COUNTY),
-        tongban_core::store::StoreLocation::Url(pg.url("tongban_county")),
+        tongban_domains::store::StoreLocation::Url(pg.url("tongban_county")),
     )];
     Some((pg, stores))
 }

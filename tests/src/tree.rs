@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::store::{CatalogueHead, StoreLocation};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::store::{CatalogueHead, StoreLocation};
 use tongban_proto::v1 as pb;
 
 use crate::catalogue::{self, expected_codes, small_catalogue, visible_codes};

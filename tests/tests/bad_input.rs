@@ -5,7 +5,7 @@
 
 use tests::catalogue::{self, csv_text, json_bytes, small_catalogue};
 use tests::{COUNTY, T2, id, ops, setup, tree};
-use tongban_core::config::SyncConfig;
+use tongban_domains::config::SyncConfig;
 use tongban_proto::v1::{self as pb, ImportFormat};
 use tonic::Code;
 

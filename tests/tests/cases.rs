@@ -11,12 +11,12 @@ use tests::pg::county_on_postgres;
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
-use tongban_core::case::{CaseView, StateKind};
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::Principal;
-use tongban_core::store::{CaseRef, StoreLocation};
+use tongban_domains::case::{CaseView, StateKind};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::{CaseRef, StoreLocation};
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -253,7 +253,7 @@ async fn authorised_case_runs_at_the_township_and_every_tier_agrees() {
     assert_eq!(view.state.kind(), StateKind::Issued);
     assert_eq!(
         view.issued_seal,
-        Some(tongban_core::catalogue::SealType::TownshipApproval)
+        Some(tongban_domains::catalogue::SealType::TownshipApproval)
     );
     let decision = view.decision.as_ref().expect("the decision is recorded");
     assert_eq!(decision.at_node.as_str(), T1);
@@ -378,7 +378,7 @@ async fn entrusted_route(cluster: &Cluster) {
     assert_eq!(decision.at_node.as_str(), COUNTY);
     assert_eq!(
         view.issued_seal,
-        Some(tongban_core::catalogue::SealType::EntrustedApproval)
+        Some(tongban_domains::catalogue::SealType::EntrustedApproval)
     );
     let path: Vec<&str> = view.history.iter().map(|r| r.at_node.as_str()).collect();
     assert_eq!(
@@ -633,7 +633,7 @@ async fn not_delegated_case_is_decided_by_the_county_department_and_issued_at_th
 
     let view = wait_same_everywhere(&cluster, &[T1, COUNTY], &case, 11).await;
     assert_eq!(view.decision.as_ref().expect("decided").at_node.as_str(), COUNTY);
-    assert_eq!(view.issued_seal, Some(tongban_core::catalogue::SealType::County));
+    assert_eq!(view.issued_seal, Some(tongban_domains::catalogue::SealType::County));
     let path: Vec<&str> = view.history.iter().map(|r| r.at_node.as_str()).collect();
     assert_eq!(path, [T1, T1, T1, T1, COUNTY, COUNTY, COUNTY, COUNTY, COUNTY, T1, T1]);
     ops::assert_no_alarms(&cluster, &cluster.ids()).await;

@@ -10,13 +10,13 @@ use tests::bin::{NodeToml, free_addr, run_to_exit};
 use tests::link::{FakeChild, LinkError};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, catalogue, id, ops, setup, tree};
 use tokio::net::TcpListener;
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::node::{self, NodeError, NodeSpec};
-use tongban_core::pki::{self, DevCa, Principal};
-use tongban_core::store::StoreLocation;
-use tongban_core::tls::{TlsFiles, TlsMaterial};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::node::{self, NodeError, NodeSpec};
+use tongban_domains::pki::{self, DevCa, Principal};
+use tongban_domains::store::StoreLocation;
+use tongban_domains::tls::{TlsFiles, TlsMaterial};
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
 use tonic::Code;
 
@@ -113,7 +113,7 @@ async fn a_node_certificate_naming_another_place_is_refused() {
         store: StoreLocation::SqliteFile(dir.path().join("impostor.db")),
         tls: ops::material(cluster.ca(), &Principal::Node(id(T2))),
         sync: SyncConfig::default(),
-        clock: std::sync::Arc::new(tongban_core::calendar::SystemClock),
+        clock: std::sync::Arc::new(tongban_domains::calendar::SystemClock),
     })
     .await;
     match started {

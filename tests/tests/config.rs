@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tests::bin::{NodeBinary, NodeToml, free_addr, run_to_exit};
 use tests::{COUNTY, T1, T2, id, setup};
-use tongban_core::pki::{self, PkiLayout};
-use tongban_core::tls::TlsFiles;
+use tongban_domains::pki::{self, PkiLayout};
+use tongban_domains::tls::TlsFiles;
 
 /// How long a binary may take to refuse a configuration (it should take milliseconds).
 const REFUSAL: Duration = Duration::from_secs(30);

@@ -9,8 +9,8 @@ use tests::catalogue::{self, county_item, small_catalogue};
 use tests::pg::county_on_postgres;
 use tests::tree::{self, assert_three_tier_convergence, wait_catalogue};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, id, ops, setup};
-use tongban_core::catalogue::ItemLevel;
-use tongban_core::config::SyncConfig;
+use tongban_domains::catalogue::ItemLevel;
+use tongban_domains::config::SyncConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tier_convergence() {

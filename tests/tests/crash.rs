@@ -10,11 +10,11 @@ use std::time::Duration;
 use tests::bin::{Daemon, NodeToml, free_addr};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, db, id, ops, setup};
-use tongban_core::ids::NodeId;
-use tongban_core::pki;
-use tongban_core::probe::ProbeGenerator;
-use tongban_core::store::{Store, StoreLocation};
-use tongban_core::tls::TlsFiles;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki;
+use tongban_domains::probe::ProbeGenerator;
+use tongban_domains::store::{Store, StoreLocation};
+use tongban_domains::tls::TlsFiles;
 use tongban_proto::v1 as pb;
 use tonic::transport::Channel;
 

@@ -11,8 +11,8 @@ use tests::bin::{NodeToml, free_addr, node_command};
 use tests::wait::{TIMEOUT, wait_for, wait_until_blocking};
 use tests::{COUNTY, id, ops, setup};
 use tokio_stream::StreamExt;
-use tongban_core::pki;
-use tongban_core::tls::TlsFiles;
+use tongban_domains::pki;
+use tongban_domains::tls::TlsFiles;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 

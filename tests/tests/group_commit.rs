@@ -15,10 +15,10 @@ use tests::tree::LONG;
 use tests::wait::within;
 use tests::{COUNTY, id, setup};
 use tokio::sync::Barrier;
-use tongban_core::event::NewEvent;
-use tongban_core::ids::NodeId;
-use tongban_core::probe::ProbeGenerator;
-use tongban_core::store::{Store, StoreError, StoreLocation};
+use tongban_domains::event::NewEvent;
+use tongban_domains::ids::NodeId;
+use tongban_domains::probe::ProbeGenerator;
+use tongban_domains::store::{Store, StoreError, StoreLocation};
 use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
 
 /// Concurrent requests in all.

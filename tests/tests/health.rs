@@ -9,7 +9,7 @@
 
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup, tree};
 use tokio_stream::StreamExt;
-use tongban_core::config::SyncConfig;
+use tongban_domains::config::SyncConfig;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

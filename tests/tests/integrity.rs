@@ -10,11 +10,11 @@ use std::time::Duration;
 use tests::link::{FakeChild, sealed_probes};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, db, id, ops, setup, tree};
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::Principal;
-use tongban_core::store::{LinkRole, StoreLocation};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::{LinkRole, StoreLocation};
 use tongban_proto::v1::{self as pb, AlarmKind};
 
 /// Opens a link to `parent` (running in `cluster`) as `child`, with a certificate for `child`

@@ -25,11 +25,11 @@ use tests::catalogue::{self, small_catalogue};
 use tests::db::{self, OriginSummary};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
-use tongban_core::ids::NodeId;
-use tongban_core::pki;
-use tongban_core::probe::ProbeGenerator;
-use tongban_core::store::{Store, StoreLocation};
-use tongban_core::tls::{GENERIC_NODE_NAME, TlsFiles, TlsMaterial};
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki;
+use tongban_domains::probe::ProbeGenerator;
+use tongban_domains::store::{Store, StoreLocation};
+use tongban_domains::tls::{GENERIC_NODE_NAME, TlsFiles, TlsMaterial};
 use tongban_proto::v1::{self as pb, cases_client::CasesClient, get_case_request};
 use tonic::transport::{Channel, Endpoint};
 

@@ -16,11 +16,11 @@ use tests::catalogue::{self, small_catalogue};
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
-use tongban_core::calendar::ManualClock;
-use tongban_core::case::{RatingLevel, StateKind};
-use tongban_core::config::SyncConfig;
-use tongban_core::pki::Principal;
-use tongban_core::store::CaseRef;
+use tongban_domains::calendar::ManualClock;
+use tongban_domains::case::{RatingLevel, StateKind};
+use tongban_domains::config::SyncConfig;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
 use tonic::transport::Channel;
 

@@ -21,14 +21,14 @@ use tests::link::{FakeParent, ParentSession};
 use tests::pg::{SKIP_MESSAGE, TempPostgres};
 use tests::wait::TIMEOUT;
 use tests::{COUNTY, T1, id, ops, setup};
-use tongban_core::calendar::WorkingCalendar;
-use tongban_core::catalogue::Item;
-use tongban_core::config::SyncConfig;
-use tongban_core::event::{NewEvent, check, seal};
-use tongban_core::ids::NodeId;
-use tongban_core::node::{self, NodeSpec};
-use tongban_core::pki::{DevCa, Principal};
-use tongban_core::store::{CalendarInForce, LinkRole, Store, StoreLocation, calendar_to_wire};
+use tongban_domains::calendar::WorkingCalendar;
+use tongban_domains::catalogue::Item;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::event::{NewEvent, check, seal};
+use tongban_domains::ids::NodeId;
+use tongban_domains::node::{self, NodeSpec};
+use tongban_domains::pki::{DevCa, Principal};
+use tongban_domains::store::{CalendarInForce, LinkRole, Store, StoreLocation, calendar_to_wire};
 use tongban_proto::v1::{self as pb, AlarmKind, event_body::Body};
 
 /// The county events the scenario replays, authored by a real county store.
@@ -225,7 +225,7 @@ async fn scenario(dir: &Path, store: StoreLocation) {
             max_backoff_secs: 1,
             ..SyncConfig::default()
         },
-        clock: std::sync::Arc::new(tongban_core::calendar::SystemClock),
+        clock: std::sync::Arc::new(tongban_domains::calendar::SystemClock),
     })
     .await
     .unwrap();

@@ -14,12 +14,12 @@ use tests::catalogue::{self, small_catalogue};
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, days, id, ops, setup};
-use tongban_core::calendar::{ManualClock, shanghai_date};
-use tongban_core::case::{RatingLevel, StateKind};
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::pki::Principal;
-use tongban_core::store::{CaseRef, SealFilter};
+use tongban_domains::calendar::{ManualClock, shanghai_date};
+use tongban_domains::case::{RatingLevel, StateKind};
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::{CaseRef, SealFilter};
 use tongban_proto::v1::{
     self as pb, case_action as act, cases_client::CasesClient, oversight_client::OversightClient,
     ratings_client::RatingsClient, seals_client::SealsClient,
@@ -232,7 +232,7 @@ async fn default_and_bad_ratings_and_the_oversight_summary() {
     let mut cluster = three_tiers(dir.path()).await;
     let mut at_township = CasesClient::new(channel(&cluster, T1).await);
     let township = cluster.node(&id(T1)).unwrap().store.clone();
-    let clock = Arc::new(ManualClock::at_ms(tongban_core::hlc::wall_ms() as i64));
+    let clock = Arc::new(ManualClock::at_ms(tongban_domains::hlc::wall_ms() as i64));
     township.set_clock(clock.clone());
 
     let quiet = ready_to_issue(&mut at_township).await;

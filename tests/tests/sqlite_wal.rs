@@ -7,8 +7,8 @@
 
 use tests::catalogue::{self, small_catalogue};
 use tests::{COUNTY, T1, db, id, ops, setup, tree};
-use tongban_core::config::SyncConfig;
-use tongban_core::store::StoreLocation;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::store::StoreLocation;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodes_sqlite_file_is_in_wal_mode() {

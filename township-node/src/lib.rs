@@ -1,11 +1,11 @@
 //! The township node: a township service centre. It replicates the catalogue down from the county, relays its villages' case data up and the county's decisions down, and serves its village service points.
 //!
-//! The engine is shared (`tongban-core`); this crate fixes the tier, so a configuration written
+//! The engine is shared (`tongban-domains`); this crate fixes the tier, so a configuration written
 //! for another tier is refused at start-up rather than joining the tree in the wrong place.
 
-use tongban_core::config::NodeConfig;
-use tongban_core::ids::Tier;
-use tongban_core::node::{self, NodeError, NodeHandle, NodeSpec};
+use tongban_domains::config::NodeConfig;
+use tongban_domains::ids::Tier;
+use tongban_domains::node::{self, NodeError, NodeHandle, NodeSpec};
 
 /// The tier this crate runs.
 pub const TIER: Tier = Tier::Township;

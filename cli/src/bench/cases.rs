@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tongban_core::calendar::ManualClock;
-use tongban_core::case::{ApplicantKind, ApplicantSummary, CaseAction, ItemTerms, Outcome, RatingLevel, local_date};
-use tongban_core::catalogue::Item;
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::Principal;
-use tongban_core::store::{Store, StoreLocation};
+use tongban_domains::calendar::ManualClock;
+use tongban_domains::case::{ApplicantKind, ApplicantSummary, CaseAction, ItemTerms, Outcome, RatingLevel, local_date};
+use tongban_domains::catalogue::Item;
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::{Store, StoreLocation};
 use tongban_proto::v1::{self as pb, cases_client::CasesClient};
 
 use crate::harness::sample_catalogue;
@@ -61,8 +61,8 @@ fn applicant(n: usize) -> ApplicantSummary {
 fn township_items(township: &NodeId) -> Result<(Vec<ItemTerms>, Vec<ItemTerms>)> {
     let items: Vec<Item> = sample_catalogue()?
         .into_iter()
-        .filter(|i| tongban_core::api::visible_here(i, township))
-        .filter(|i| i.delegation == tongban_core::catalogue::DelegationMode::Authorised)
+        .filter(|i| tongban_domains::api::visible_here(i, township))
+        .filter(|i| i.delegation == tongban_domains::catalogue::DelegationMode::Authorised)
         .collect();
     let terms: Vec<ItemTerms> = items.iter().map(|i| ItemTerms::from_item(i, 1)).collect();
     let (immediate, limited): (Vec<_>, Vec<_>) = terms.into_iter().partition(|t| t.immediate);
@@ -195,7 +195,7 @@ async fn warnings_p99(
         .map(|n| n.store.clone())
         .context("the township did not start")?;
     // Twelve working days on: limits of up to ~15 days are yellow or red by then.
-    let today = local_date(tongban_core::hlc::wall_ms());
+    let today = local_date(tongban_domains::hlc::wall_ms());
     let calendar = store.calendar().await?.calendar.clone();
     store.set_clock(Arc::new(ManualClock::new(calendar.add_working_days(today, 12))));
     let mut client = CasesClient::new(cluster.operator_channel(township).await?).max_decoding_message_size(64 << 20);
@@ -227,7 +227,7 @@ async fn warnings_p99(
 }
 
 pub async fn run(dir: &std::path::Path, submit_cases: usize, warning_cases: usize) -> Result<CaseFigures> {
-    let county = NodeId::new(tongban_core::wuhua::COUNTY_CODE)?;
+    let county = NodeId::new(tongban_domains::wuhua::COUNTY_CODE)?;
     let township = NodeId::new("441424100")?;
     let submit_dir = dir.join("submit");
     std::fs::create_dir_all(&submit_dir)?;

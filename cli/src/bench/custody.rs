@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tongban_core::cluster::Cluster;
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::NodeId;
-use tongban_core::pki::Principal;
-use tongban_core::store::{Store, StoreLocation};
 use tongban_courier::Device;
+use tongban_domains::cluster::Cluster;
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::pki::Principal;
+use tongban_domains::store::{Store, StoreLocation};
 use tongban_proto::v1::{self as pb, CustodyStep, custody_client::CustodyClient, where_is_request};
 
 pub struct CustodyFigures {

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use tongban_core::calendar::{ManualClock, shanghai_date};
-use tongban_core::cluster::{Cluster, wait_until};
-use tongban_core::ids::{NodeId, Tier};
-use tongban_core::pki::Principal;
-use tongban_core::wuhua;
 use tongban_courier::Device;
+use tongban_domains::calendar::{ManualClock, shanghai_date};
+use tongban_domains::cluster::{Cluster, wait_until};
+use tongban_domains::ids::{NodeId, Tier};
+use tongban_domains::pki::Principal;
+use tongban_domains::wuhua;
 use tongban_proto::v1::{
     self as pb, AnomalyState, CustodyStep, DocumentKind, cases_client::CasesClient, custody_client::CustodyClient,
     where_is_request::Target,

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tongban_core::api::visible_here;
-use tongban_core::cluster::{Cluster, wait_until};
-use tongban_core::config::SyncConfig;
-use tongban_core::ids::{NodeId, Tier};
-use tongban_core::wuhua;
+use tongban_domains::api::visible_here;
+use tongban_domains::cluster::{Cluster, wait_until};
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::{NodeId, Tier};
+use tongban_domains::wuhua;
 use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
 
 use crate::harness::{first_batch_only, sample_catalogue, to_json, wuhua_nodes};
@@ -219,7 +219,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.keep {
         println!();
         let layout = cluster.write_operator_files(&dir.join("pki"))?;
-        let admin = tongban_core::pki::Principal::Operator {
+        let admin = tongban_domains::pki::Principal::Operator {
             place: county.clone(),
             name: "admin".into(),
         };
@@ -236,7 +236,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             println!("  {id} listens on https://{}", cluster.addr(id)?);
         }
         println!("press Ctrl-C to stop");
-        tongban_core::node::shutdown_signal().await;
+        tongban_domains::node::shutdown_signal().await;
     }
     cluster.stop_all().await;
     Ok(())
@@ -245,7 +245,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 /// Imports `items` at the county through the real Catalogue.Import RPC.
 async fn import(
     catalogue: &mut CatalogueClient<tonic::transport::Channel>,
-    items: &[tongban_core::catalogue::model::Item],
+    items: &[tongban_domains::catalogue::model::Item],
     source: &str,
     note: &str,
 ) -> Result<pb::ImportCatalogueResponse> {

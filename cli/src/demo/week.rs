@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{Datelike, NaiveDate, Weekday};
-use tongban_core::calendar::{ManualClock, WorkingCalendar, shanghai_date};
-use tongban_core::case::StateKind;
-use tongban_core::catalogue::SealType;
-use tongban_core::cluster::{Cluster, wait_until};
-use tongban_core::ids::{NodeId, Tier};
-use tongban_core::node::NodeHandle;
-use tongban_core::pki::Principal;
-use tongban_core::tls::explain_status;
-use tongban_core::wuhua;
+use tongban_domains::calendar::{ManualClock, WorkingCalendar, shanghai_date};
+use tongban_domains::case::StateKind;
+use tongban_domains::catalogue::SealType;
+use tongban_domains::cluster::{Cluster, wait_until};
+use tongban_domains::ids::{NodeId, Tier};
+use tongban_domains::node::NodeHandle;
+use tongban_domains::pki::Principal;
+use tongban_domains::tls::explain_status;
+use tongban_domains::wuhua;
 use tongban_proto::v1::{
     self as pb, case_action as act, cases_client::CasesClient, catalogue_client::CatalogueClient,
     node_client::NodeClient, oversight_client::OversightClient, ratings_client::RatingsClient,
@@ -394,7 +394,7 @@ impl<'a> Week<'a> {
                 channels,
                 shelves,
             }),
-            clock: Arc::new(ManualClock::at_ms(tongban_core::hlc::wall_ms() as i64)),
+            clock: Arc::new(ManualClock::at_ms(tongban_domains::hlc::wall_ms() as i64)),
             calendar,
         };
         for node in week.running_nodes()? {
@@ -417,7 +417,7 @@ impl<'a> Week<'a> {
 
     /// Today (if a working day) and the next four working days on the calendar in force.
     fn working_days(&self) -> Vec<NaiveDate> {
-        let today = shanghai_date(tongban_core::hlc::wall_ms() as i64);
+        let today = shanghai_date(tongban_domains::hlc::wall_ms() as i64);
         let mut day = if self.calendar.is_working_day(today) {
             today
         } else {
@@ -434,7 +434,7 @@ impl<'a> Week<'a> {
     /// The first working day after the week on which 7 days have passed since today (when
     /// every result was issued: case events carry the real time).
     fn week_after(&self, last: NaiveDate) -> NaiveDate {
-        let today = shanghai_date(tongban_core::hlc::wall_ms() as i64);
+        let today = shanghai_date(tongban_domains::hlc::wall_ms() as i64);
         let floor = (today + chrono::Duration::days(8)).max(last + chrono::Duration::days(1));
         if self.calendar.is_working_day(floor) {
             floor

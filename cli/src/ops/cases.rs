@@ -5,9 +5,9 @@
 
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
-use tongban_core::case::{StateKind, WorkStage};
-use tongban_core::ids::{NodeId, Tier};
-use tongban_core::store::CaseRef;
+use tongban_domains::case::{StateKind, WorkStage};
+use tongban_domains::ids::{NodeId, Tier};
+use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient, get_case_request};
 use tonic::transport::Channel;
 

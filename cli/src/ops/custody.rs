@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
-use tongban_core::ids::NodeId;
-use tongban_core::labels::{self, BoxLabel, DocumentLabel, TripLabel};
-use tongban_core::pki::{Principal, principal_from_cert_pem};
-use tongban_core::store::CaseRef;
 use tongban_courier::{Device, Outcome, Queue, Resend};
+use tongban_domains::ids::NodeId;
+use tongban_domains::labels::{self, BoxLabel, DocumentLabel, TripLabel};
+use tongban_domains::pki::{Principal, principal_from_cert_pem};
+use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{
     self as pb, cases_client::CasesClient, custody_client::CustodyClient, get_case_request, where_is_request,
 };

@@ -55,7 +55,7 @@ pub async fn status(conn: Connection, json: bool) -> Result<()> {
         Ok(pb::Tier::Village) => "village",
         _ => "?",
     };
-    let now = tongban_core::hlc::wall_ms() as i64;
+    let now = tongban_domains::hlc::wall_ms() as i64;
     println!(
         "node {} ({tier}), tongban {}, storage {}",
         s.node_id, s.software_version, s.storage
@@ -117,7 +117,7 @@ pub async fn alarms(conn: Connection, limit: u32) -> Result<()> {
     if response.alarms.is_empty() {
         println!("no alarms");
     }
-    let now = tongban_core::hlc::wall_ms() as i64;
+    let now = tongban_domains::hlc::wall_ms() as i64;
     for a in response.alarms {
         let kind = match pb::AlarmKind::try_from(a.kind) {
             Ok(pb::AlarmKind::ConflictingDuplicate) => "CONFLICTING DUPLICATE",

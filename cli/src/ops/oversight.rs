@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Subcommand;
-use tongban_core::catalogue::SealType;
+use tongban_domains::catalogue::SealType;
 use tongban_proto::v1::{
     self as pb, oversight_client::OversightClient, ratings_client::RatingsClient, seals_client::SealsClient,
 };

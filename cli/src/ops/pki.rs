@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use tongban_core::ids::NodeId;
+use tongban_domains::ids::NodeId;
 
 #[derive(Subcommand, Debug)]
 pub enum PkiAction {
@@ -47,7 +47,7 @@ pub fn pki(action: PkiAction) -> Result<()> {
                     .with_context(|| format!("operator {spec:?} must be NAME@PLACE, e.g. admin@441424"))?;
                 ops.push((NodeId::new(place)?, name.to_owned()));
             }
-            let layout = tongban_core::pki::init_dir(&dir, &nodes, &ops)?;
+            let layout = tongban_domains::pki::init_dir(&dir, &nodes, &ops)?;
             println!(
                 "development CA and {} node certificates and {} operator certificate(s) in {}",
                 nodes.len(),
@@ -67,7 +67,7 @@ pub fn pki(action: PkiAction) -> Result<()> {
                     let (device, place) = spec
                         .split_once('@')
                         .with_context(|| format!("courier {spec:?} must be DEVICE@PLACE, e.g. pda-07@441424100"))?;
-                    let courier = tongban_core::pki::Principal::courier(NodeId::new(place)?, device)?;
+                    let courier = tongban_domains::pki::Principal::courier(NodeId::new(place)?, device)?;
                     layout.ensure(&ca, &courier)?;
                     println!("courier {courier}: {}", layout.cert_path(&courier).display());
                 }
