@@ -9,7 +9,7 @@ use tongban_domains::catalogue::import::parse_csv;
 use tongban_domains::catalogue::model::{DelegationMode, Item, SealType};
 use tongban_domains::config::NodeConfig;
 use tongban_domains::ids::NodeId;
-use tongban_domains::wuhua;
+use tongban_testkit::wuhua;
 
 /// County, the 16 townships, and the first `villages_per_township` villages of each.
 pub fn wuhua_nodes(villages_per_township: usize) -> Result<Vec<NodeId>> {
@@ -72,8 +72,8 @@ pub fn run_node_process(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tier = config.node_id.tier();
-    match runtime.block_on(tongban_domains::node::serve_config(tier, config)) {
+    let plan = tongban_testkit::tiers::plan(config.node_id.tier());
+    match runtime.block_on(tongban_domains::node::serve_config(plan, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

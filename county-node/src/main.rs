@@ -1,5 +1,5 @@
 //! `county-node serve --config FILE`: see the crate docs.
 
 fn main() -> std::process::ExitCode {
-    tongban_domains::daemon::run(county_node::TIER)
+    tongban_domains::daemon::run(county_node::plan())
 }

@@ -1,5 +1,6 @@
 //! The command line shared by `county-node`, `township-node` and `village-node`:
-//! `<tier>-node serve --config FILE`. Each binary is a one-line `main` over [`run`].
+//! `<tier>-node serve --config FILE`. Each binary is a one-line `main` over [`run`] with its
+//! tier's plan.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, NodeConfig};
-use crate::ids::Tier;
+use crate::node::TierPlan;
 
 #[derive(Parser)]
 #[command(version, about = "A Tongban node daemon")]
@@ -36,7 +37,8 @@ enum Command {
 
 /// Parses the command line and runs a node of `tier`. Exit code 2 for a bad configuration,
 /// 1 for a failure while running.
-pub fn run(tier: Tier) -> ExitCode {
+pub fn run(plan: TierPlan) -> ExitCode {
+    let tier = plan.tier;
     let cli = Cli::parse();
     let (path, json_logs, check_only) = match cli.command {
         Command::Serve { config, json_logs } => (config, json_logs, false),
@@ -90,7 +92,7 @@ pub fn run(tier: Tier) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::node::serve_loaded(tier, config, tls)) {
+    match runtime.block_on(crate::node::serve_loaded(plan, config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

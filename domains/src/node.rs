@@ -1,10 +1,15 @@
-//! Running a node: open the store, serve gRPC over mTLS (sync, operator services, health,
-//! reflection), keep the link to the parent, and stop cleanly on request.
+//! Running a node: open the store, serve gRPC over mTLS (sync, the domains' services, health,
+//! reflection) behind the access table, keep the link to the parent, run the tier's periodic
+//! tasks, and stop cleanly on request.
 //!
-//! [`start`] takes an already-bound listener, so tests and the demo start real nodes on port 0;
-//! the tier binaries wrap it with configuration, logging and signal handling ([`serve_config`]).
+//! What differs between tiers is not decided here: each tier crate hands [`start`] its
+//! [`TierPlan`] (how its log is tuned, which periodic tasks it runs). [`start`] takes an
+//! already-bound listener, so tests and the demo start real nodes on port 0; the tier binaries
+//! wrap it with configuration, logging and signal handling ([`serve_config`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +32,7 @@ use crate::sync::LinkRegistry;
 use crate::sync::client::{MAX_FRAME_BYTES, ParentLink, maintain_parent_link};
 use crate::sync::server::SyncService;
 use crate::tls::{TlsError, TlsMaterial};
+use crate::warnings::WarningThresholds;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +70,109 @@ pub struct NodeSpec {
     pub sync: SyncConfig,
     /// The node's one clock (the machine's in production, a moved or simulated one in tests).
     pub clock: Arc<dyn Clock>,
+    /// The node's own settings, in force before anything runs.
+    pub settings: NodeSettings,
+}
+
+/// A node's own settings (from its configuration file), applied when its store opens, before
+/// any service or task runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeSettings {
+    /// Red/yellow thresholds (`[warnings]`).
+    pub warnings: WarningThresholds,
+    /// How often the county scans for red cases (`[supervision] scan_interval_secs`).
+    pub supervision_every: Duration,
+    /// How often townships and villages record default ratings
+    /// (`[ratings] default_scan_interval_secs`).
+    pub rating_every: Duration,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings::from_config_sections(
+            WarningThresholds::default(),
+            &crate::config::SupervisionConfig::default(),
+            &crate::config::RatingsConfig::default(),
+        )
+    }
+}
+
+impl NodeSettings {
+    /// The settings a configuration file gives.
+    pub fn from_config(config: &NodeConfig) -> Self {
+        NodeSettings::from_config_sections(config.warnings, &config.supervision, &config.ratings)
+    }
+
+    fn from_config_sections(
+        warnings: WarningThresholds,
+        supervision: &crate::config::SupervisionConfig,
+        ratings: &crate::config::RatingsConfig,
+    ) -> Self {
+        NodeSettings {
+            warnings,
+            supervision_every: Duration::from_secs(supervision.scan_interval_secs.max(1)),
+            rating_every: Duration::from_secs(ratings.default_scan_interval_secs.max(1)),
+        }
+    }
+
+    fn apply(&self, store: &Store) {
+        store.set_warning_thresholds(self.warnings);
+        store.set_supervision_interval(self.supervision_every);
+        store.set_rating_scan_interval(self.rating_every);
+    }
+}
+
+/// What a tier makes of a node; each tier crate writes its own.
+#[derive(Clone)]
+pub struct TierPlan {
+    /// The tier this plan runs; a node of another tier is refused at start.
+    pub tier: Tier,
+    /// Connections, page cache and in-memory tail of the node's log.
+    pub tuning: LogTuning,
+    /// What the node does on its own, on a timer.
+    pub tasks: Vec<PeriodicTask>,
+}
+
+/// One run of a periodic task: how many things it did (logged when not zero).
+pub type TaskRun = for<'a> fn(&'a Store) -> Pin<Box<dyn Future<Output = Result<usize, String>> + Send + 'a>>;
+
+/// A task a node runs on its own until it stops: wait, run, repeat. The wait is read from the
+/// store before each run, so it is what the node's settings say.
+#[derive(Clone, Copy)]
+pub struct PeriodicTask {
+    /// For the logs: what the task does.
+    pub name: &'static str,
+    pub every: fn(&Store) -> Duration,
+    pub run: TaskRun,
+}
+
+/// The periodic tasks the tiers choose from.
+pub mod tasks {
+    use super::{PeriodicTask, Store};
+
+    /// The county's scan for red cases, which opens supervision records (督办)
+    /// ([`Store::scan_supervision`]).
+    pub const SUPERVISION_SCAN: PeriodicTask = PeriodicTask {
+        name: "supervision scan",
+        every: Store::supervision_interval,
+        run: |store| Box::pin(async move { store.scan_supervision().await.map_err(|e| e.to_string()) }),
+    };
+
+    /// Default ratings for issued cases left unrated ([`Store::record_default_ratings`]), on the
+    /// store's clock: run where issued cases are held, at townships and villages.
+    pub const DEFAULT_RATINGS: PeriodicTask = PeriodicTask {
+        name: "default ratings",
+        every: Store::rating_scan_interval,
+        run: |store| {
+            Box::pin(async move {
+                store
+                    .record_default_ratings(store.now_ms())
+                    .await
+                    .map(|rated| rated.len())
+                    .map_err(|e| e.to_string())
+            })
+        },
+    };
 }
 
 /// A running node.
@@ -118,8 +227,8 @@ impl NodeHandle {
     }
 }
 
-/// Starts a node on an already-bound listener.
-pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
+/// Starts a node of the plan's tier on an already-bound listener.
+pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeError> {
     let NodeSpec {
         node_id,
         listener,
@@ -128,7 +237,15 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         tls,
         sync,
         clock,
+        settings,
     } = spec;
+    if node_id.tier() != plan.tier {
+        return Err(NodeError::WrongTier {
+            expected: plan.tier,
+            found: node_id.tier(),
+            id: node_id,
+        });
+    }
     match &tls.principal {
         Principal::Node(id) if *id == node_id => {}
         other => {
@@ -138,7 +255,8 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
             });
         }
     }
-    let store = Store::open_on(&store, &node_id, clock, LogTuning::default()).await?;
+    let store = Store::open_on(&store, &node_id, clock, plan.tuning).await?;
+    settings.apply(&store);
     let links = Arc::new(LinkRegistry::default());
     let addr = listener.local_addr().map_err(|source| NodeError::Listen {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -256,11 +374,8 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
         }
         _ => None,
     };
-    if node_id.tier() == Tier::County {
-        tokio::spawn(supervise(store.clone(), shutdown.clone()));
-    } else {
-        // Issued cases are held by townships and villages, which record their default ratings.
-        tokio::spawn(rate_by_default(store.clone(), shutdown.clone()));
+    for task in plan.tasks {
+        tokio::spawn(run_periodically(store.clone(), task, shutdown.clone()));
     }
     info!(node = %node_id, tier = %node_id.tier(), %addr, storage = store.backend().as_str(), "node started");
     Ok(NodeHandle {
@@ -273,69 +388,40 @@ pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
     })
 }
 
-/// The county's periodic scan for red cases ([`Store::scan_supervision`]), every
-/// [`Store::supervision_interval`], until shutdown. A failed scan is logged and retried next time.
-async fn supervise(store: Arc<Store>, shutdown: CancellationToken) {
+/// Runs `task` every time its interval has passed, until shutdown. A failed run is logged and
+/// tried again next time.
+async fn run_periodically(store: Arc<Store>, task: PeriodicTask, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(store.supervision_interval()) => {}
+            _ = tokio::time::sleep((task.every)(&store)) => {}
         }
-        match store.scan_supervision().await {
+        match (task.run)(&store).await {
             Ok(0) => {}
-            Ok(opened) => info!(opened, "supervision records opened on red cases"),
-            Err(e) => tracing::warn!(error = %e, "supervision scan failed"),
+            Ok(done) => info!(task = task.name, done, "periodic task did its work"),
+            Err(error) => tracing::warn!(task = task.name, %error, "periodic task failed; trying again next time"),
         }
     }
-}
-
-/// Records default ratings ([`Store::record_default_ratings`]) on the store's clock every
-/// [`Store::rating_scan_interval`], until shutdown. A failed run is logged and retried next time.
-async fn rate_by_default(store: Arc<Store>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(store.rating_scan_interval()) => {}
-        }
-        match store.record_default_ratings(store.now_ms()).await {
-            Ok(rated) if rated.is_empty() => {}
-            Ok(rated) => info!(rated = rated.len(), "default ratings recorded"),
-            Err(e) => tracing::warn!(error = %e, "default rating run failed"),
-        }
-    }
-}
-
-/// Starts a node that must be of `tier` (the tier crates' entry point).
-pub async fn start_tier(tier: Tier, spec: NodeSpec) -> Result<NodeHandle, NodeError> {
-    if spec.node_id.tier() != tier {
-        return Err(NodeError::WrongTier {
-            expected: tier,
-            found: spec.node_id.tier(),
-            id: spec.node_id,
-        });
-    }
-    start(spec).await
 }
 
 /// What `<tier>-node serve --config FILE` does: load and check the configuration, start the
 /// node, and run until SIGINT or SIGTERM.
-pub async fn serve_config(expected_tier: Tier, config: NodeConfig) -> Result<(), NodeError> {
+pub async fn serve_config(plan: TierPlan, config: NodeConfig) -> Result<(), NodeError> {
     crate::tls::install_crypto_provider();
     let tls = config.tls.load()?;
-    serve_loaded(expected_tier, config, tls).await
+    serve_loaded(plan, config, tls).await
 }
 
 /// [`serve_config`] with the TLS material already loaded and checked (the daemon checks it
 /// before it starts the runtime, and serves with the same material).
-pub async fn serve_loaded(expected_tier: Tier, config: NodeConfig, tls: TlsMaterial) -> Result<(), NodeError> {
+pub async fn serve_loaded(plan: TierPlan, config: NodeConfig, tls: TlsMaterial) -> Result<(), NodeError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Listen {
             addr: config.listen,
             source,
         })?;
-    let mut handle = start_tier(
-        expected_tier,
+    let mut handle = start(
         NodeSpec {
             node_id: config.node_id.clone(),
             listener,
@@ -344,16 +430,11 @@ pub async fn serve_loaded(expected_tier: Tier, config: NodeConfig, tls: TlsMater
             tls,
             sync: config.sync.clone(),
             clock: Arc::new(SystemClock),
+            settings: NodeSettings::from_config(&config),
         },
+        plan,
     )
     .await?;
-    handle.store.set_warning_thresholds(config.warnings);
-    handle
-        .store
-        .set_supervision_interval(Duration::from_secs(config.supervision.scan_interval_secs));
-    handle
-        .store
-        .set_rating_scan_interval(Duration::from_secs(config.ratings.default_scan_interval_secs));
     tokio::select! {
         _ = shutdown_signal() => {
             info!("shutting down");

@@ -177,10 +177,10 @@ pub fn visible_codes(items: &[Item], node: &NodeId) -> BTreeSet<String> {
 
 /// The Wuhua sample catalogue, or `None` while `data/wuhua-catalogue.csv` is still empty.
 pub fn sample_catalogue() -> Option<Vec<Item>> {
-    if tongban_domains::wuhua::SAMPLE_CATALOGUE_CSV.trim().is_empty() {
+    if tongban_testkit::wuhua::SAMPLE_CATALOGUE_CSV.trim().is_empty() {
         return None;
     }
-    match tongban_domains::wuhua::sample_catalogue() {
+    match tongban_testkit::wuhua::sample_catalogue() {
         Ok(items) if !items.is_empty() => Some(items),
         Ok(_) => None,
         Err(e) => panic!("the sample catalogue does not parse: {e}"),

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use tongban_courier::ScanIds;
 use tongban_domains::calendar::ManualClock;
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::pki::Principal;
 use tongban_proto::v1::{self as pb, CustodyStep, cases_client::CasesClient, custody_client::CustodyClient};
+use tongban_testkit::cluster::Cluster;
 use tonic::Status;
 use tonic::transport::Channel;
 

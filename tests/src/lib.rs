@@ -1,5 +1,5 @@
 //! Harness for Tongban's multi-node scenario tests (`tests/tests/*.rs`): real nodes, real gRPC,
-//! mutual TLS on loopback. The engine's [`tongban_domains::cluster::Cluster`] starts nodes in this
+//! mutual TLS on loopback. The engine's [`tongban_testkit::cluster::Cluster`] starts nodes in this
 //! process; this crate owns what the scenarios need around it:
 //!
 //! - [`pg`]: a throwaway PostgreSQL server per test (skipped cleanly when the binaries are absent,
@@ -31,7 +31,7 @@ pub mod link;
 pub mod ops;
 pub mod pg;
 pub mod tree;
-pub mod wait;
+pub use tongban_testkit::wait;
 
 use tongban_domains::ids::NodeId;
 

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tongban_domains::cluster::Cluster;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::{DevCa, Principal};
 use tongban_domains::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
+use tongban_testkit::cluster::Cluster;
 use tonic::transport::{Channel, Endpoint};
 
 /// TLS material for `principal`, issued by `ca`.

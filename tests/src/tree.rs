@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::store::{CatalogueHead, StoreLocation};
 use tongban_proto::v1 as pb;
+use tongban_testkit::cluster::Cluster;
 
 use crate::catalogue::{self, expected_codes, small_catalogue, visible_codes};
 use crate::wait::{TIMEOUT, wait_for};

@@ -12,12 +12,12 @@ use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
 use tongban_domains::case::{CaseView, StateKind};
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{CaseRef, StoreLocation};
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
+use tongban_testkit::cluster::Cluster;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

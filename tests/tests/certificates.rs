@@ -10,14 +10,14 @@ use tests::bin::{NodeToml, free_addr, run_to_exit};
 use tests::link::{FakeChild, LinkError};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, catalogue, id, ops, setup, tree};
 use tokio::net::TcpListener;
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
-use tongban_domains::node::{self, NodeError, NodeSpec};
+use tongban_domains::node::{NodeError, NodeSpec};
 use tongban_domains::pki::{self, DevCa, Principal};
 use tongban_domains::store::StoreLocation;
 use tongban_domains::tls::{TlsFiles, TlsMaterial};
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
+use tongban_testkit::cluster::Cluster;
 use tonic::Code;
 
 async fn try_link(
@@ -106,7 +106,7 @@ async fn a_node_certificate_naming_another_place_is_refused() {
 
     // A node started as 441424100 with the certificate of 441424101 refuses to start at all.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let started = node::start(NodeSpec {
+    let started = tongban_testkit::tiers::start(NodeSpec {
         node_id: id(T1),
         listener,
         parent_address: Some(format!("https://{}", cluster.addr(&county).unwrap())),
@@ -114,6 +114,7 @@ async fn a_node_certificate_naming_another_place_is_refused() {
         tls: ops::material(cluster.ca(), &Principal::Node(id(T2))),
         sync: SyncConfig::default(),
         clock: std::sync::Arc::new(tongban_domains::calendar::SystemClock),
+        settings: Default::default(),
     })
     .await;
     match started {

@@ -12,10 +12,10 @@ use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, db, id, ops, setup};
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki;
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::{Store, StoreLocation};
 use tongban_domains::tls::TlsFiles;
 use tongban_proto::v1 as pb;
+use tongban_testkit::probe::ProbeGenerator;
 use tonic::transport::Channel;
 
 /// Events authored at the village before anything starts.

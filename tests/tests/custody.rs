@@ -41,9 +41,9 @@ use tests::custody::{
 };
 use tests::wait::{TIMEOUT, deadline_in, wait_for, wait_until};
 use tests::{COUNTY, T1, id, ops, setup};
-use tongban_domains::cluster::Cluster;
 use tongban_domains::pki::Principal;
 use tongban_proto::v1::{self as pb, AnomalyState, CustodyStep, DocumentKind, scan_outcome::Result as Outcome};
+use tongban_testkit::cluster::Cluster;
 use tonic::Code;
 
 use pb::where_is_request::Target;

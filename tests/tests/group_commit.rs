@@ -17,9 +17,9 @@ use tests::{COUNTY, id, setup};
 use tokio::sync::Barrier;
 use tongban_domains::event::NewEvent;
 use tongban_domains::ids::NodeId;
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::{Store, StoreError, StoreLocation};
 use tongban_proto::v1::{self as pb, RouteClass, event_body::Body};
+use tongban_testkit::probe::ProbeGenerator;
 
 /// Concurrent requests in all.
 const REQUESTS: usize = 200;

@@ -10,12 +10,12 @@ use std::time::Duration;
 use tests::link::{FakeChild, sealed_probes};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, T2, db, id, ops, setup, tree};
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{LinkRole, StoreLocation};
 use tongban_proto::v1::{self as pb, AlarmKind};
+use tongban_testkit::cluster::Cluster;
 
 /// Opens a link to `parent` (running in `cluster`) as `child`, with a certificate for `child`
 /// issued by the cluster's CA.

@@ -27,10 +27,10 @@ use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki;
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::{Store, StoreLocation};
 use tongban_domains::tls::{GENERIC_NODE_NAME, TlsFiles, TlsMaterial};
 use tongban_proto::v1::{self as pb, cases_client::CasesClient, get_case_request};
+use tongban_testkit::probe::ProbeGenerator;
 use tonic::transport::{Channel, Endpoint};
 
 /// Probe events authored at the village before anything starts: the backlog to catch up on.

@@ -19,6 +19,7 @@ use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
 use tongban_domains::calendar::ManualClock;
 use tongban_domains::case::{RatingLevel, StateKind};
 use tongban_domains::config::SyncConfig;
+use tongban_domains::node::NodeSettings;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
@@ -68,6 +69,13 @@ async fn supervision_scan_and_default_ratings_run_on_their_own() {
         ..SyncConfig::default()
     };
     let mut cluster = tree::cluster(dir.path(), &ids, Vec::new(), sync).await;
+    // As a configuration file would set them: `[supervision] scan_interval_secs = 1` and
+    // `[ratings] default_scan_interval_secs = 1`, in force from the start.
+    cluster.set_settings(NodeSettings {
+        supervision_every: SHORT,
+        rating_every: SHORT,
+        ..NodeSettings::default()
+    });
     tree::start_linked(&mut cluster).await;
     let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &small_catalogue(), "periodic").await;
     assert_eq!(imported.version, 1);
@@ -130,8 +138,6 @@ async fn supervision_scan_and_default_ratings_run_on_their_own() {
     for node in &ids {
         let store = &cluster.node(node).unwrap().store;
         store.set_clock(clock.clone());
-        store.set_supervision_interval(SHORT);
-        store.set_rating_scan_interval(SHORT);
     }
 
     let record = wait_for(TIMEOUT, "the county's scan to open a supervision record", || async {

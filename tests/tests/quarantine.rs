@@ -26,7 +26,7 @@ use tongban_domains::catalogue::Item;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::event::{NewEvent, check, seal};
 use tongban_domains::ids::NodeId;
-use tongban_domains::node::{self, NodeSpec};
+use tongban_domains::node::NodeSpec;
 use tongban_domains::pki::{DevCa, Principal};
 use tongban_domains::store::{CalendarInForce, LinkRole, Store, StoreLocation, calendar_to_wire};
 use tongban_proto::v1::{self as pb, AlarmKind, event_body::Body};
@@ -214,7 +214,7 @@ async fn scenario(dir: &Path, store: StoreLocation) {
     let ca = DevCa::generate(&county).unwrap();
     let mut parent = FakeParent::start(&county, &ops::material(&ca, &Principal::Node(county.clone()))).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = node::start(NodeSpec {
+    let handle = tongban_testkit::tiers::start(NodeSpec {
         node_id: township.clone(),
         listener,
         parent_address: Some(parent.url()),
@@ -226,6 +226,7 @@ async fn scenario(dir: &Path, store: StoreLocation) {
             ..SyncConfig::default()
         },
         clock: std::sync::Arc::new(tongban_domains::calendar::SystemClock),
+        settings: Default::default(),
     })
     .await
     .unwrap();

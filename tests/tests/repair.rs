@@ -8,15 +8,15 @@ use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, db, id, ops, setup, tree};
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::StoreLocation;
+use tongban_testkit::probe::ProbeGenerator;
 
 /// Events the township authors about the village, so they travel down to it.
 const EVENTS: u64 = 5;
 /// The one the test deletes at the village.
 const LOST: u64 = 3;
 
-async fn held_from(cluster: &tongban_domains::cluster::Cluster, node: &NodeId, origin: &NodeId) -> Result<u64, String> {
+async fn held_from(cluster: &tongban_testkit::cluster::Cluster, node: &NodeId, origin: &NodeId) -> Result<u64, String> {
     match cluster.node(node) {
         Some(handle) => handle.store.count_from_origin(origin).await.map_err(|e| e.to_string()),
         None => Err(format!("{node} is not running")),

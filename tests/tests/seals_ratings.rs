@@ -16,7 +16,6 @@ use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, days, id, ops, setup};
 use tongban_domains::calendar::{ManualClock, shanghai_date};
 use tongban_domains::case::{RatingLevel, StateKind};
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{CaseRef, SealFilter};
@@ -24,6 +23,7 @@ use tongban_proto::v1::{
     self as pb, case_action as act, cases_client::CasesClient, oversight_client::OversightClient,
     ratings_client::RatingsClient, seals_client::SealsClient,
 };
+use tongban_testkit::cluster::Cluster;
 use tonic::Code;
 use tonic::transport::Channel;
 

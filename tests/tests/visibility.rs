@@ -17,8 +17,8 @@ use tests::pg::{SKIP_MESSAGE, TempPostgres};
 use tests::tree::LONG;
 use tests::wait::within;
 use tests::{T1, T1_VILLAGES, id, setup};
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::{LinkRole, Store, StoreLocation};
+use tongban_testkit::probe::ProbeGenerator;
 
 /// Concurrent authoring tasks.
 const AUTHORS: u64 = 8;

@@ -23,12 +23,12 @@ use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, days, id, ops, setup};
 use tongban_domains::calendar::ManualClock;
 use tongban_domains::case::{CaseView, local_date};
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{CaseRef, StoreLocation};
 use tongban_proto::v1::{self as pb, calendar_client::CalendarClient, case_action as act, cases_client::CasesClient};
+use tongban_testkit::cluster::Cluster;
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -1,5 +1,5 @@
 //! `township-node serve --config FILE`: see the crate docs.
 
 fn main() -> std::process::ExitCode {
-    tongban_domains::daemon::run(township_node::TIER)
+    tongban_domains::daemon::run(township_node::plan())
 }

@@ -18,12 +18,12 @@ use anyhow::{Context, Result, bail};
 use tongban_domains::calendar::ManualClock;
 use tongban_domains::case::{ApplicantKind, ApplicantSummary, CaseAction, ItemTerms, Outcome, RatingLevel, local_date};
 use tongban_domains::catalogue::Item;
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{Store, StoreLocation};
 use tongban_proto::v1::{self as pb, cases_client::CasesClient};
+use tongban_testkit::cluster::Cluster;
 
 use crate::harness::sample_catalogue;
 
@@ -227,7 +227,7 @@ async fn warnings_p99(
 }
 
 pub async fn run(dir: &std::path::Path, submit_cases: usize, warning_cases: usize) -> Result<CaseFigures> {
-    let county = NodeId::new(tongban_domains::wuhua::COUNTY_CODE)?;
+    let county = NodeId::new(tongban_testkit::wuhua::COUNTY_CODE)?;
     let township = NodeId::new("441424100")?;
     let submit_dir = dir.join("submit");
     std::fs::create_dir_all(&submit_dir)?;

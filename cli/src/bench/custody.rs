@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tongban_courier::Device;
-use tongban_domains::cluster::Cluster;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{Store, StoreLocation};
 use tongban_proto::v1::{self as pb, CustodyStep, custody_client::CustodyClient, where_is_request};
+use tongban_testkit::cluster::Cluster;
 
 pub struct CustodyFigures {
     pub scan_ingest_per_s: f64,

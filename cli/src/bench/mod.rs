@@ -29,14 +29,14 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tongban_domains::cluster::{Cluster, wait_until};
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
-use tongban_domains::probe::ProbeGenerator;
 use tongban_domains::store::{Store, StoreLocation};
 use tongban_domains::tls::{GENERIC_NODE_NAME, TlsMaterial};
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
+use tongban_testkit::cluster::{Cluster, wait_until};
+use tongban_testkit::probe::ProbeGenerator;
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Args, Debug)]

@@ -25,14 +25,14 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use tongban_courier::Device;
 use tongban_domains::calendar::{ManualClock, shanghai_date};
-use tongban_domains::cluster::{Cluster, wait_until};
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::pki::Principal;
-use tongban_domains::wuhua;
 use tongban_proto::v1::{
     self as pb, AnomalyState, CustodyStep, DocumentKind, cases_client::CasesClient, custody_client::CustodyClient,
     where_is_request::Target,
 };
+use tongban_testkit::cluster::{Cluster, wait_until};
+use tongban_testkit::wuhua;
 use tonic::transport::Channel;
 
 use super::week::{day_label, rpc_error};

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tongban_domains::api::visible_here;
-use tongban_domains::cluster::{Cluster, wait_until};
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::{NodeId, Tier};
-use tongban_domains::wuhua;
 use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
+use tongban_testkit::cluster::{Cluster, wait_until};
+use tongban_testkit::wuhua;
 
 use crate::harness::{first_batch_only, sample_catalogue, to_json, wuhua_nodes};
 

@@ -24,17 +24,17 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use tongban_domains::calendar::{ManualClock, WorkingCalendar, shanghai_date};
 use tongban_domains::case::StateKind;
 use tongban_domains::catalogue::SealType;
-use tongban_domains::cluster::{Cluster, wait_until};
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::node::NodeHandle;
 use tongban_domains::pki::Principal;
 use tongban_domains::tls::explain_status;
-use tongban_domains::wuhua;
 use tongban_proto::v1::{
     self as pb, case_action as act, cases_client::CasesClient, catalogue_client::CatalogueClient,
     node_client::NodeClient, oversight_client::OversightClient, ratings_client::RatingsClient,
     seals_client::SealsClient,
 };
+use tongban_testkit::cluster::{Cluster, wait_until};
+use tongban_testkit::wuhua;
 use tonic::transport::Channel;
 
 use crate::display::{cell, width};

@@ -1025,7 +1025,7 @@ mod tests {
         let from_json = parse_json(readme_block("json").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_csv.len(), 1);
         assert_eq!(from_csv, from_json);
-        let sample = crate::wuhua::sample_catalogue().unwrap();
+        let sample = parse_csv(include_bytes!("../../../data/wuhua-catalogue.csv")).unwrap();
         assert!(sample.contains(&from_csv[0]));
 
         let text = csv_with(&[&GOOD_ZH.replace(",委托,", ",下放,")]);

@@ -3,5 +3,5 @@
 //! `county-node` crate's own `main`.
 
 fn main() -> std::process::ExitCode {
-    tongban_domains::daemon::run(county_node::TIER)
+    tongban_domains::daemon::run(county_node::plan())
 }

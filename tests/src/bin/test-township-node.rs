@@ -3,5 +3,5 @@
 //! `township-node` crate's own `main`.
 
 fn main() -> std::process::ExitCode {
-    tongban_domains::daemon::run(township_node::TIER)
+    tongban_domains::daemon::run(township_node::plan())
 }

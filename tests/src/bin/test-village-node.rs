@@ -3,5 +3,5 @@
 //! `village-node` crate's own `main`.
 
 fn main() -> std::process::ExitCode {
-    tongban_domains::daemon::run(village_node::TIER)
+    tongban_domains::daemon::run(village_node::plan())
 }

@@ -14,13 +14,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::calendar::{Clock, SystemClock};
-use crate::config::SyncConfig;
-use crate::ids::NodeId;
-use crate::node::{self, NodeError, NodeHandle, NodeSpec};
-use crate::pki::{DevCa, PkiError, Principal};
-use crate::store::StoreLocation;
-use crate::tls::{GENERIC_NODE_NAME, TlsError, TlsMaterial};
+use tongban_domains::calendar::{Clock, SystemClock};
+use tongban_domains::config::SyncConfig;
+use tongban_domains::ids::NodeId;
+use tongban_domains::node::{NodeError, NodeHandle, NodeSettings, NodeSpec};
+use tongban_domains::pki::{DevCa, PkiError, Principal};
+use tongban_domains::store::StoreLocation;
+use tongban_domains::tls::{GENERIC_NODE_NAME, TlsError, TlsMaterial};
 
 /// Why the cluster could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +61,14 @@ pub struct Cluster {
     // The clock every node of the tree is started on: one clock for the whole tree, so a test
     // or the demo moves the days of every node at once.
     clock: Arc<dyn Clock>,
+    // The settings every node starts with (its configuration file's, in a deployment).
+    settings: NodeSettings,
 }
 
 impl Cluster {
     /// A cluster whose stores live under `dir`, with a fresh development CA.
     pub fn new(dir: &Path, county: &NodeId, sync: SyncConfig) -> Result<Cluster, ClusterError> {
-        crate::tls::install_crypto_provider();
+        tongban_domains::tls::install_crypto_provider();
         std::fs::create_dir_all(dir)?;
         Ok(Cluster {
             dir: dir.to_owned(),
@@ -75,7 +77,13 @@ impl Cluster {
             sync,
             slots: BTreeMap::new(),
             clock: Arc::new(SystemClock),
+            settings: NodeSettings::default(),
         })
+    }
+
+    /// Starts every node from now on with `settings` (warning thresholds, task intervals).
+    pub fn set_settings(&mut self, settings: NodeSettings) {
+        self.settings = settings;
     }
 
     /// Starts every node from now on on `clock` instead of the machine's (a `ManualClock` to
@@ -148,7 +156,7 @@ impl Cluster {
             Some(reserved) => TcpListener::from_std(reserved)?,
             None => bind_retrying(slot.addr).await?,
         };
-        let handle = node::start(NodeSpec {
+        let spec = NodeSpec {
             node_id: id.clone(),
             listener,
             parent_address,
@@ -156,8 +164,10 @@ impl Cluster {
             tls: slot.tls.clone(),
             sync,
             clock: self.clock.clone(),
-        })
-        .await?;
+            settings: self.settings,
+        };
+        // Through the node's own tier crate, as its binary starts it.
+        let handle = crate::tiers::start(spec).await?;
         slot.handle = Some(handle);
         Ok(())
     }
@@ -216,8 +226,8 @@ impl Cluster {
 
     /// Writes the CA certificate and the county operator `admin`'s certificate and key into a
     /// PKI directory, so the `tongban` command line can talk to this cluster.
-    pub fn write_operator_files(&self, dir: &Path) -> Result<crate::pki::PkiLayout, ClusterError> {
-        let layout = crate::pki::PkiLayout::new(dir);
+    pub fn write_operator_files(&self, dir: &Path) -> Result<tongban_domains::pki::PkiLayout, ClusterError> {
+        let layout = tongban_domains::pki::PkiLayout::new(dir);
         let principal = Principal::Operator {
             place: self.county.clone(),
             name: "admin".into(),

@@ -5,7 +5,7 @@
 //! Village counts are sourced for Shuizhai, Huacheng and Hedong and assumed for the other towns
 //! so that the county total is 411 villages (see `shared/design/domain-notes.md`).
 
-use crate::catalogue::{ImportErrors, Item, parse_csv};
+use tongban_domains::catalogue::{ImportErrors, Item, parse_csv};
 
 /// Division code of Wuhua County.
 pub const COUNTY_CODE: &str = "441424";
@@ -93,8 +93,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::catalogue::{Category, DelegationMode, ItemLevel, catalogue_hash_of};
-    use crate::ids::{NodeId, Tier};
+    use tongban_domains::catalogue::{Category, DelegationMode, ItemLevel, catalogue_hash_of};
+    use tongban_domains::ids::{NodeId, Tier};
 
     #[test]
     fn towns_and_villages_add_up() {
@@ -162,9 +162,9 @@ mod tests {
         let keys: HashSet<&str> = items.iter().map(Item::key).collect();
         assert_eq!(keys.len(), items.len());
         // The whole sample survives JSON, CSV and protobuf round trips.
-        let json = crate::catalogue::to_json(&items).unwrap();
-        assert_eq!(crate::catalogue::parse_json(json.as_bytes()).unwrap(), items);
-        let csv = crate::catalogue::to_csv(&items).unwrap();
+        let json = tongban_domains::catalogue::to_json(&items).unwrap();
+        assert_eq!(tongban_domains::catalogue::parse_json(json.as_bytes()).unwrap(), items);
+        let csv = tongban_domains::catalogue::to_csv(&items).unwrap();
         assert_eq!(parse_csv(csv.as_bytes()).unwrap(), items);
         for item in &items {
             let wire = tongban_proto::v1::CatalogueItem::from(item);
