@@ -61,7 +61,7 @@ fn applicant(n: usize) -> ApplicantSummary {
 fn township_items(township: &NodeId) -> Result<(Vec<ItemTerms>, Vec<ItemTerms>)> {
     let items: Vec<Item> = sample_catalogue()?
         .into_iter()
-        .filter(|i| tongban_domains::api::visible_here(i, township))
+        .filter(|i| tongban_domains::catalogue::service::visible_here(i, township))
         .filter(|i| i.delegation == tongban_domains::catalogue::DelegationMode::Authorised)
         .collect();
     let terms: Vec<ItemTerms> = items.iter().map(|i| ItemTerms::from_item(i, 1)).collect();

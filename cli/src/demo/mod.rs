@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tongban_domains::api::visible_here;
+use tongban_domains::catalogue::service::visible_here;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};

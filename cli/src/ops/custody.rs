@@ -21,8 +21,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
 use tongban_courier::{Device, Outcome, Queue, Resend};
+use tongban_domains::custody::labels::{self, BoxLabel, DocumentLabel, TripLabel};
 use tongban_domains::ids::NodeId;
-use tongban_domains::labels::{self, BoxLabel, DocumentLabel, TripLabel};
 use tongban_domains::pki::{Principal, principal_from_cert_pem};
 use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{

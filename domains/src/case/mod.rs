@@ -9,7 +9,13 @@
 //! - [`rules`]: [`decide`], the legality check, and [`Refusal`], why an action is refused;
 //! - [`view`]: [`CaseView`], the projection, folded with [`CaseView::apply`];
 //! - [`wire`]: the conversions to and from the `tongban.v1` contract (`cases.proto`), the only
-//!   part that knows protobuf.
+//!   part that knows protobuf;
+//! - [`warnings`]: the red/yellow time-limit rules (pure);
+//! - [`projection`]: case events folded into the node's `cases` table, receipt numbers, and the
+//!   case commands and queries of the store;
+//! - [`supervision`]: warning lists over the node's subtree and the county's supervision
+//!   records (督办);
+//! - [`service`]: the `Cases` gRPC service.
 //!
 //! Conflicts are designed out: one node holds a case at a time ([`CaseView::holder`]), only the
 //! holder moves it, and moving it to another tier is itself a step ([`CaseAction::Forward`],
@@ -54,8 +60,12 @@
 
 pub mod id;
 pub mod model;
+pub mod projection;
 pub mod rules;
+pub mod service;
+pub mod supervision;
 pub mod view;
+pub mod warnings;
 pub mod wire;
 
 pub use id::{CaseId, CaseIdError, CaseNumber, local_date};

@@ -13,10 +13,10 @@ use super::model::{
 };
 use super::rules::{Refusal, Transition, decide, tiers_for};
 use crate::calendar::{PausedInterval, WorkingCalendar};
+use crate::case::warnings::CaseClock;
 use crate::catalogue::SealType;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::warnings::CaseClock;
 
 /// What the node that starts a case knows at that moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,7 +293,7 @@ impl CaseView {
         out
     }
 
-    /// The inputs of the warning rules ([`crate::warnings::evaluate`]) as dates in Asia/Shanghai,
+    /// The inputs of the warning rules ([`crate::case::warnings::evaluate`]) as dates in Asia/Shanghai,
     /// all derived from this view so every tier evaluates the same case the same way.
     ///
     /// - `received`: the day the window received the papers, or the submission day before that

@@ -3,11 +3,15 @@
 //!
 //! - [`trip`]: one trip of one box folded from its scans — custody (moving only when the
 //!   receiver accepts), place, and the breaks one trip shows on its own;
-//! - [`epcis`]: box and document scans as an EPCIS 2.0 JSON-LD query document.
-//!
-//! Storing scans, the cross-trip checks (a document in two boxes, a box packed while on a trip,
-//! device sequence gaps, conflicting copies) and the where-is answers are the store's
-//! (`store/custody.rs`).
+//! - [`epcis`]: box and document scans as an EPCIS 2.0 JSON-LD query document;
+//! - [`labels`]: box, trip and document labels as millimetre SVG with QR codes;
+//! - [`projection`]: storing scans once per scan id, the cross-trip checks (a document in two
+//!   boxes, a box packed while on a trip, device sequence gaps, conflicting copies), where-is
+//!   and anomalies;
+//! - [`service`]: the `Custody` gRPC service.
 
 pub mod epcis;
+pub mod labels;
+pub mod projection;
+pub mod service;
 pub mod trip;

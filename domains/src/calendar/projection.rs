@@ -17,12 +17,12 @@ use std::sync::{Arc, RwLock};
 use sqlx::{Any, AnyPool, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::calendar::WorkingCalendar;
+use crate::case::warnings::WarningThresholds;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::Tier;
 use crate::pki::Principal;
-use crate::warnings::WarningThresholds;
+use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// The calendar a node counts on now, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub(crate) struct TimeSettings {
 }
 
 impl TimeSettings {
-    pub(super) fn thresholds(&self) -> WarningThresholds {
+    pub(crate) fn thresholds(&self) -> WarningThresholds {
         self.thresholds
     }
 }
@@ -98,7 +98,7 @@ pub fn calendar_from_wire(body: &pb::CalendarPublished) -> Result<WorkingCalenda
 /// Folds a `CalendarPublished`: stores the calendar under the county event's sequence number
 /// and returns it, now in force. A calendar that does not validate is refused (quarantined at a
 /// replica).
-pub(super) async fn fold_published(
+pub(crate) async fn fold_published(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
     body: &pb::CalendarPublished,
@@ -126,8 +126,8 @@ pub(super) async fn fold_published(
 
 /// The calendar's projection: publications from the county into `calendars`; its writer state
 /// is the calendar in force (`Arc<CalendarInForce>`), which case folds count their days on.
-pub(super) struct CalendarProjection {
-    pub(super) cache: Arc<CalendarCache>,
+pub(crate) struct CalendarProjection {
+    pub(crate) cache: Arc<CalendarCache>,
 }
 
 impl Projection for CalendarProjection {
@@ -176,7 +176,7 @@ impl Projection for CalendarProjection {
 
 /// The calendar in force in the writer state: the one the calendar projection loaded or
 /// folded last, or the built-in one on a store without it.
-pub(super) fn in_force(states: &DomainStates) -> Arc<CalendarInForce> {
+pub(crate) fn in_force(states: &DomainStates) -> Arc<CalendarInForce> {
     match states.get::<Arc<CalendarInForce>>() {
         Some(in_force) => in_force.clone(),
         None => Arc::new(CalendarInForce {
@@ -223,7 +223,7 @@ impl CalendarCache {
 const LATEST: &str = "SELECT published_seq, calendar FROM calendars ORDER BY published_seq DESC LIMIT 1";
 
 /// The calendar in force inside a write transaction (sees a calendar folded earlier in it).
-pub(super) async fn in_force_tx(
+pub(crate) async fn in_force_tx(
     tx: &mut Transaction<'static, Any>,
     cache: &CalendarCache,
 ) -> Result<Arc<CalendarInForce>, StoreError> {
@@ -232,7 +232,7 @@ pub(super) async fn in_force_tx(
 }
 
 /// The calendar in force as stored (the writer's starting point when a store opens).
-pub(super) async fn load_in_force(
+pub(crate) async fn load_in_force(
     pool: &sqlx::AnyPool,
     cache: &CalendarCache,
 ) -> Result<Arc<CalendarInForce>, StoreError> {

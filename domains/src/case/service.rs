@@ -20,15 +20,15 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::access::{caller, status};
-use crate::api::visible_here;
+use crate::case::warnings::{WarningLevel, WarningRule};
 use crate::case::wire::{self, mask_id_number};
 use crate::case::{
     Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, StateKind, decide, local_date,
 };
 use crate::catalogue::Item;
+use crate::catalogue::service::visible_here;
 use crate::ids::NodeId;
 use crate::store::{CaseCursor, CaseFilter, CaseRef, Store, WarningFilter};
-use crate::warnings::{WarningLevel, WarningRule};
 
 /// Cases per page when the caller does not say; and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;

@@ -7,6 +7,10 @@
 //! already-bound listener, so tests and the demo start real nodes on port 0; the tier binaries
 //! wrap it with configuration, logging and signal handling ([`serve_config`]).
 
+pub mod access;
+pub mod config;
+pub mod daemon;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,8 +26,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{info, info_span};
 
-use crate::api::OperatorApi;
 use crate::calendar::{Clock, SystemClock};
+use crate::case::warnings::WarningThresholds;
+use crate::catalogue::service::OperatorApi;
 use crate::config::{NodeConfig, SyncConfig};
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
@@ -32,7 +37,6 @@ use crate::sync::LinkRegistry;
 use crate::sync::client::{MAX_FRAME_BYTES, ParentLink, maintain_parent_link};
 use crate::sync::server::SyncService;
 use crate::tls::{TlsError, TlsMaterial};
-use crate::warnings::WarningThresholds;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -269,13 +273,13 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
     health_reporter.set_serving::<NodeServer<OperatorApi>>().await;
     health_reporter.set_serving::<CatalogueServer<OperatorApi>>().await;
     health_reporter
-        .set_serving::<tongban_proto::v1::cases_server::CasesServer<crate::cases_api::CasesApi>>()
+        .set_serving::<tongban_proto::v1::cases_server::CasesServer<crate::case::service::CasesApi>>()
         .await;
     health_reporter
-        .set_serving::<tongban_proto::v1::calendar_server::CalendarServer<crate::calendar_api::CalendarApi>>()
+        .set_serving::<tongban_proto::v1::calendar_server::CalendarServer<crate::calendar::service::CalendarApi>>()
         .await;
     {
-        use crate::oversight_api::OversightApi;
+        use crate::oversight::service::OversightApi;
         use tongban_proto::v1::{
             oversight_server::OversightServer, ratings_server::RatingsServer, seals_server::SealsServer,
         };
@@ -284,7 +288,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         health_reporter.set_serving::<OversightServer<OversightApi>>().await;
     }
     health_reporter
-        .set_serving::<tongban_proto::v1::custody_server::CustodyServer<crate::custody_api::CustodyApi>>()
+        .set_serving::<tongban_proto::v1::custody_server::CustodyServer<crate::custody::service::CustodyApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
@@ -328,12 +332,12 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(sync_service)
-        .add_service(crate::cases_api::server(store.clone()))
-        .add_service(crate::calendar_api::server(store.clone()))
-        .add_service(crate::oversight_api::seals_server(store.clone()))
-        .add_service(crate::oversight_api::ratings_server(store.clone()))
-        .add_service(crate::oversight_api::oversight_server(store.clone()))
-        .add_service(crate::custody_api::server(store.clone()))
+        .add_service(crate::case::service::server(store.clone()))
+        .add_service(crate::calendar::service::server(store.clone()))
+        .add_service(crate::oversight::service::seals_server(store.clone()))
+        .add_service(crate::oversight::service::ratings_server(store.clone()))
+        .add_service(crate::oversight::service::oversight_server(store.clone()))
+        .add_service(crate::custody::service::server(store.clone()))
         .add_service(
             NodeServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -343,7 +347,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
             CatalogueServer::new(api)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(crate::api::MAX_IMPORT_BYTES + 1024 * 1024)
+                .max_decoding_message_size(crate::catalogue::service::MAX_IMPORT_BYTES + 1024 * 1024)
                 .max_encoding_message_size(MAX_FRAME_BYTES),
         );
     // TCP_NODELAY on every accepted socket: a reply written in several pieces otherwise waits

@@ -38,7 +38,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::warnings::WarningThresholds;
+use crate::case::warnings::WarningThresholds;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};

@@ -1,19 +1,13 @@
 //! The node's store as the domains see it: the engine's [`EventLog`] with every domain's
 //! projection registered, plus the node's domain settings and caches (warning thresholds, the
 //! calendar in force, the day's receipt numbers). Each domain's queries and commands are
-//! `impl Store` blocks in its own file here; the log's own operations (author, links, alarms,
-//! counts, the clock) are reached through `Deref`.
+//! `impl Store` blocks in its own `projection.rs`; the log's own operations (author, links,
+//! alarms, counts, the clock) are reached through `Deref`. The domains' public types are
+//! re-exported here, so a caller of the store names one module.
 //!
 //! The registration order is the order folds depend on: the calendar before the cases (case
 //! folds count days on the calendar in force), the cases before oversight (the seal register
 //! reads what a step decided).
-
-mod calendar;
-mod cases;
-mod catalogue;
-mod custody;
-mod oversight;
-mod supervision;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -21,41 +15,43 @@ use std::sync::atomic::AtomicU64;
 
 use tokio::sync::Mutex;
 
-pub use calendar::{CalendarInForce, calendar_from_wire, calendar_to_wire};
-pub use cases::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
-pub use catalogue::{CatalogueHead, PublishOutcome, VersionRow};
-pub use custody::{Anomaly, CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, Whereabouts, check_scan};
-pub use oversight::{
+pub use crate::calendar::projection::{CalendarInForce, calendar_from_wire, calendar_to_wire};
+pub use crate::case::projection::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
+pub use crate::case::supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter, WarningList};
+pub use crate::catalogue::projection::{CatalogueHead, PublishOutcome, VersionRow};
+pub use crate::custody::projection::{
+    Anomaly, CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, Whereabouts, check_scan,
+};
+pub use crate::oversight::projection::{
     DEFAULT_RATING_DAYS, MetricsRow, OversightSummary, RECTIFICATION_WORKING_DAYS, RatingMetrics, Rectification,
     RectificationError, SealEntry, SealFilter, seal_csv,
 };
-pub use supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter, WarningList};
 pub use tongban_engine::log::{
     ApplyReport, Backend, DomainState, DomainStates, EventLog, FoldContext, FoldOutcome, LinkCursor, LinkRole,
     LinkTotals, LogTuning, Projection, ProjectionFuture, Projections, StoreError, StoreLocation, value_rows,
 };
 
+use crate::calendar::projection::{CalendarCache, CalendarProjection, SharedTime};
 use crate::calendar::{Clock, SystemClock};
+use crate::case::projection::CaseProjection;
+use crate::catalogue::projection::CatalogueProjection;
+use crate::custody::projection::CustodyProjection;
 use crate::ids::NodeId;
+use crate::oversight::projection::OversightProjection;
 use crate::probe::ProbeProjection;
-use calendar::{CalendarCache, CalendarProjection, SharedTime};
-use cases::CaseProjection;
-use catalogue::CatalogueProjection;
-use custody::CustodyProjection;
-use oversight::OversightProjection;
 
 /// One node's store. Cheap to share behind an `Arc`.
 pub struct Store {
     log: Arc<EventLog>,
-    // The next receipt number of the day (cases.rs).
-    receipt_counter: Mutex<Option<(chrono::NaiveDate, u32)>>,
-    // The calendar in force, parsed once per publication (calendar.rs).
-    calendar_cache: Arc<CalendarCache>,
-    // The warning thresholds and the supervision scan interval (calendar.rs); shared with the
-    // case projection, which computes warning columns with the thresholds.
-    time: Arc<SharedTime>,
-    // How often the node records default ratings, in ms (oversight.rs).
-    rating_scan_ms: AtomicU64,
+    // The next receipt number of the day (case/projection.rs).
+    pub(crate) receipt_counter: Mutex<Option<(chrono::NaiveDate, u32)>>,
+    // The calendar in force, parsed once per publication (calendar/projection.rs).
+    pub(crate) calendar_cache: Arc<CalendarCache>,
+    // The warning thresholds and the supervision scan interval (calendar/projection.rs); shared
+    // with the case projection, which computes warning columns with the thresholds.
+    pub(crate) time: Arc<SharedTime>,
+    // How often the node records default ratings, in ms (oversight/projection.rs).
+    pub(crate) rating_scan_ms: AtomicU64,
 }
 
 impl Deref for Store {
@@ -103,7 +99,7 @@ impl Store {
             receipt_counter: Mutex::new(None),
             calendar_cache,
             time,
-            rating_scan_ms: AtomicU64::new(oversight::DEFAULT_RATING_SCAN_MS),
+            rating_scan_ms: AtomicU64::new(crate::oversight::projection::DEFAULT_RATING_SCAN_MS),
         }))
     }
 

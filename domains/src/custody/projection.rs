@@ -21,13 +21,13 @@ use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tongban_proto::v1::{self as pb, AnomalyState, CustodyStep, EventKind, RouteClass, event_body::Body};
 
-use super::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::custody::epcis;
 use crate::custody::trip::{CustodyLimits, RecordedScan, TripView, fold_trip};
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
+use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// Scans per upload.
 pub const MAX_SCANS_PER_UPLOAD: usize = 5_000;
@@ -161,7 +161,7 @@ struct StagedScan {
 /// The custody projection: scans into the scan log, object index and document and box
 /// registers (staged per transaction in [`PendingScans`] and written in multi-row statements),
 /// and the notes that explain or close anomalies.
-pub(super) struct CustodyProjection;
+pub(crate) struct CustodyProjection;
 
 impl Projection for CustodyProjection {
     fn name(&self) -> &'static str {
@@ -261,7 +261,7 @@ const SCAN_ROWS: usize = 1_000;
 async fn flush_scans(
     tx: &mut Transaction<'static, Any>,
     pending: &mut PendingScans,
-    backend: super::Backend,
+    backend: crate::store::Backend,
 ) -> Result<(), StoreError> {
     let staged = std::mem::take(&mut pending.staged);
     pending.ids.clear();
@@ -279,7 +279,7 @@ async fn flush_scans(
         // Ids already stored (usually none: replicas and re-uploads are the exception). Asked
         // first so only those rows come back; a row per inserted scan through RETURNING would
         // cost a thread hand-off each in sqlx's SQLite driver.
-        let list = super::value_rows(1, chunk.len(), backend);
+        let list = crate::store::value_rows(1, chunk.len(), backend);
         let sql = format!("SELECT scan_id, scan FROM custody_scans WHERE scan_id IN {list}");
         let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
         for st in chunk {
@@ -310,7 +310,7 @@ async fn flush_scans(
         let sql = format!(
             "INSERT INTO custody_scans (scan_id, device_id, device_seq, scanned_ms, step, principal, box_id, trip_id, \
              township, corrects, recorded_at, recorded_ms, scan) VALUES {}",
-            super::value_rows(new.len(), 13, backend)
+            crate::store::value_rows(new.len(), 13, backend)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for st in &new {
@@ -347,7 +347,7 @@ async fn flush_scans(
         for rows in objects.chunks(SCAN_ROWS * 6) {
             let sql = format!(
                 "INSERT INTO custody_objects (object_id, scan_id) VALUES {} ON CONFLICT (object_id, scan_id) DO NOTHING",
-                super::value_rows(rows.len(), 2, backend)
+                crate::store::value_rows(rows.len(), 2, backend)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (object, scan_id) in rows {

@@ -7,12 +7,12 @@ use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::catalogue::model::{Item, catalogue_hash};
 use crate::event::NewEvent;
 use crate::event::{CheckedEvent, EventError};
 use crate::hlc::physical_ms;
 use crate::ids::Tier;
+use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// The version a node holds and the hash of its whole catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct PublishOutcome {
     pub removals: u32,
 }
 
-pub(super) async fn load_head(pool: &AnyPool) -> Result<CatalogueHead, StoreError> {
+pub(crate) async fn load_head(pool: &AnyPool) -> Result<CatalogueHead, StoreError> {
     let row =
         sqlx::query("SELECT version, content_hash, item_count FROM catalogue_versions ORDER BY version DESC LIMIT 1")
             .fetch_optional(pool)
@@ -131,7 +131,7 @@ async fn current_hashes<'e>(
 
 /// Applies one catalogue version. Refuses (with a reason) a gap, a fork, an item that does not
 /// validate, or a result whose hash differs from the published one; writes nothing then.
-pub(super) async fn fold_version(
+pub(crate) async fn fold_version(
     tx: &mut Transaction<'static, Any>,
     head: &mut CatalogueHead,
     version: &pb::CatalogueVersion,

@@ -20,11 +20,11 @@
 use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{CalendarInForce, Store, StoreError};
 use crate::case::CaseView;
+use crate::case::warnings::{self, CaseClock, WarningLevel, WarningRule, WarningThresholds};
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::warnings::{self, CaseClock, WarningLevel, WarningRule, WarningThresholds};
+use crate::store::{CalendarInForce, Store, StoreError};
 
 /// States in which no clock can run any more: nothing to evaluate.
 const SETTLED: &str = "('issued', 'delivered', 'rated', 'not_accepted')";
@@ -146,10 +146,10 @@ impl Store {
             None => "warn_from <= $1",
         };
         let sql = match self.backend() {
-            super::Backend::Sqlite => {
+            crate::store::Backend::Sqlite => {
                 format!("SELECT json_group_array(json_array({ROW})) FROM cases WHERE {filter_sql}")
             }
-            super::Backend::Postgres => {
+            crate::store::Backend::Postgres => {
                 format!("SELECT COALESCE(json_agg(json_build_array({ROW}))::text, '[]') FROM cases WHERE {filter_sql}")
             }
         };
@@ -222,7 +222,7 @@ impl Store {
     /// columns); under the writer, so no case fold interleaves.
     async fn refresh_warning_index(&self) -> Result<(), StoreError> {
         let mut write = self.bookkeeping().await?;
-        let in_force = super::calendar::in_force_tx(&mut write.tx, &self.calendar_cache).await?;
+        let in_force = crate::calendar::projection::in_force_tx(&mut write.tx, &self.calendar_cache).await?;
         let thresholds = self.warning_thresholds();
         let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT case_id, view FROM cases WHERE state NOT IN {SETTLED}"
@@ -233,7 +233,7 @@ impl Store {
         for (case_id, json) in rows {
             let view: CaseView =
                 serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("case view {case_id}: {e}")))?;
-            let (clock, warn_from) = super::cases::warning_columns(&view, &in_force.calendar, &thresholds);
+            let (clock, warn_from) = crate::case::projection::warning_columns(&view, &in_force.calendar, &thresholds);
             sqlx::query("UPDATE cases SET clock = $1, warn_from = $2 WHERE case_id = $3")
                 .bind(clock)
                 .bind(warn_from)

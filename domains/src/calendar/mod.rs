@@ -40,6 +40,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod projection;
+pub mod service;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -47,7 +50,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// The national 2026 holiday schedule (State Council notice of 2025-11-04) as a calendar file.
-pub const CHINA_2026: &str = include_str!("../../data/calendar-2026.toml");
+pub const CHINA_2026: &str = include_str!("../../../data/calendar-2026.toml");
 
 // The clock is the engine's: one per node, handed to it at start.
 pub use tongban_engine::clock::{Clock, DAY_MS, ManualClock, SHANGHAI_OFFSET_MS, SystemClock, shanghai_date};

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::calendar::SharedTime;
-use super::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 use crate::calendar::WorkingCalendar;
+use crate::calendar::projection::SharedTime;
 use crate::case::Transition;
+use crate::case::warnings::{self, WarningThresholds};
 use crate::case::wire::{self, opened_body, step_body, step_mismatch, submission_from_wire};
 use crate::case::{
     Actor, ApplicantSummary, CaseAction, CaseId, CaseNumber, CaseView, ItemTerms, Refusal, StateKind, Submission,
@@ -37,7 +37,7 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::warnings::{self, WarningThresholds};
+use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// Why a case action did not happen. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +172,7 @@ fn view_json(view: &CaseView) -> Result<String, StoreError> {
 
 /// The columns a warning list reads (migration 0005): the case's clock while one can still run
 /// (paused included), and the first day it warns, searched from the day of its latest step.
-pub(super) fn warning_columns(
+pub(crate) fn warning_columns(
     view: &CaseView,
     calendar: &WorkingCalendar,
     thresholds: &WarningThresholds,
@@ -218,9 +218,9 @@ pub(crate) struct FoldedStep {
 /// The case projection: openings and steps into `cases` (each case's view, list columns,
 /// deadline and warning columns) and the daily receipt counters. Its writer state is the
 /// [`PendingCases`] of the open transaction.
-pub(super) struct CaseProjection {
+pub(crate) struct CaseProjection {
     // The warning thresholds the warning columns are computed with.
-    pub(super) time: Arc<SharedTime>,
+    pub(crate) time: Arc<SharedTime>,
 }
 
 impl CaseProjection {
@@ -255,7 +255,7 @@ impl Projection for CaseProjection {
 
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
-            let calendar = super::calendar::in_force(cx.states);
+            let calendar = crate::calendar::projection::in_force(cx.states);
             let verdict = match &event.body {
                 Body::CaseOpened(body) => {
                     let thresholds = self.thresholds();
@@ -280,7 +280,7 @@ impl Projection for CaseProjection {
 
     fn flush<'a>(&'a self, cx: &'a mut FoldContext<'_>) -> ProjectionFuture<'a, ()> {
         Box::pin(async move {
-            let calendar = super::calendar::in_force(cx.states);
+            let calendar = crate::calendar::projection::in_force(cx.states);
             let thresholds = self.thresholds();
             flush_cases(
                 cx.tx,

@@ -14,17 +14,17 @@ use chrono::NaiveDate;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
-use super::cases::{CaseError, LastStep};
-use super::{
-    Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter,
-};
 use crate::calendar::shanghai_date;
+use crate::case::projection::{CaseError, LastStep};
+use crate::case::warnings::WarningLevel;
 use crate::case::{CaseAction, CaseId, CaseView, RatingLevel, Transition};
 use crate::catalogue::SealType;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::NodeId;
 use crate::pki::Principal;
-use crate::warnings::WarningLevel;
+use crate::store::{
+    Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter,
+};
 
 /// Days after issue without a rating before the node records the default rating.
 pub const DEFAULT_RATING_DAYS: i64 = 7;
@@ -47,7 +47,7 @@ fn ms_date(ms: u64) -> NaiveDate {
 /// The oversight projection: the seal register (an entry per stamped step) and rectification
 /// items (one per bad rating), folded with the case steps they come from, so they replicate
 /// with them; and the responses that close rectification items.
-pub(super) struct OversightProjection;
+pub(crate) struct OversightProjection;
 
 impl Projection for OversightProjection {
     fn name(&self) -> &'static str {
@@ -61,7 +61,7 @@ impl Projection for OversightProjection {
 
     // A rectification response belongs to its case and travels exactly like its steps.
     fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
-        super::cases::check_case_authorship(event)
+        crate::case::projection::check_case_authorship(event)
     }
 
     fn migrations(&self, backend: Backend) -> Option<sqlx::migrate::Migrator> {
@@ -82,7 +82,7 @@ impl Projection for OversightProjection {
                     let Some(LastStep(Some(step))) = cx.states.get::<LastStep>().cloned() else {
                         return Ok(FoldOutcome::refused("case step reached oversight without its decision"));
                     };
-                    let calendar = super::calendar::in_force(cx.states);
+                    let calendar = crate::calendar::projection::in_force(cx.states);
                     record_step(cx.tx, event, &step.view, &step.transition, &calendar.calendar).await?;
                     Ok(FoldOutcome::Applied)
                 }
