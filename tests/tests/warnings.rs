@@ -40,18 +40,28 @@ const AUTHORISED: &str = "T-ALL";
 const PROMISED: i64 = 10;
 const YELLOW_LEFT: i64 = 2;
 
-async fn three_tiers(dir: &std::path::Path, stores: Vec<(NodeId, StoreLocation)>) -> Cluster {
+/// The day the scenario starts on, whatever today is: a Monday of 2026, which the built-in
+/// calendar covers.
+fn first_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()
+}
+
+/// The county, one township and one village, on one manual clock standing at 09:00 on
+/// [`first_day`], with the sample catalogue.
+async fn three_tiers(dir: &std::path::Path, stores: Vec<(NodeId, StoreLocation)>) -> (Cluster, Arc<ManualClock>) {
     let ids = vec![id(COUNTY), id(T1), id(T1_VILLAGES[0])];
     let sync = SyncConfig {
         max_backoff_secs: 1,
         ..SyncConfig::default()
     };
     let mut cluster = tree::cluster(dir, &ids, stores, sync).await;
+    let clock = Arc::new(ManualClock::new(first_day()));
+    cluster.set_clock(clock.clone());
     tree::start_linked(&mut cluster).await;
     let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &small_catalogue(), "warn").await;
     assert_eq!(imported.version, 1);
     wait_catalogue(&cluster, &ids, 1).await;
-    cluster
+    (cluster, clock)
 }
 
 async fn clerk(cluster: &Cluster, place: &str) -> CasesClient<Channel> {
@@ -123,8 +133,8 @@ async fn warnings_for(admin: &mut CasesClient<Channel>, case_id: &str) -> Vec<(i
 async fn calendar_warnings_and_supervision_across_the_tree() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = three_tiers(dir.path(), Vec::new()).await;
-    scenario(&cluster).await;
+    let (mut cluster, clock) = three_tiers(dir.path(), Vec::new()).await;
+    scenario(&cluster, &clock).await;
     cluster.stop_all().await;
 }
 
@@ -136,28 +146,24 @@ async fn calendar_warnings_and_supervision_with_the_county_on_postgresql() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = three_tiers(dir.path(), stores).await;
-    scenario(&cluster).await;
+    let (mut cluster, clock) = three_tiers(dir.path(), stores).await;
+    scenario(&cluster, &clock).await;
     cluster.stop_all().await;
 }
 
-async fn scenario(cluster: &Cluster) {
+async fn scenario(cluster: &Cluster, clock: &ManualClock) {
     let village = T1_VILLAGES[0];
     let mut at_village = clerk(cluster, village).await;
     let mut at_township = clerk(cluster, T1).await;
 
     // Before any calendar is published, the village counts on the built-in one.
     let before = submit(&mut at_village).await;
-    // The receipt gives the indicative deadline only for a date the calendar covers: the built-in
-    // one covers 2026, counted here by hand; on any other day the receipt must leave it empty.
+    // The receipt's indicative deadline on the built-in 2026 calendar, counted here by hand.
     let d0 = local_date(before.submitted_unix_ms as u64);
-    let expected_before = if d0.year() == 2026 {
-        days::add_working_days(d0, PROMISED as u32, days::built_in_2026)
-            .format("%Y-%m-%d")
-            .to_string()
-    } else {
-        String::new()
-    };
+    assert_eq!(d0, first_day(), "the tree runs on the scenario's clock");
+    let expected_before = days::add_working_days(d0, PROMISED as u32, days::built_in_2026)
+        .format("%Y-%m-%d")
+        .to_string();
     assert_eq!(
         before.deadline_date, expected_before,
         "submitted on {d0}, built-in calendar"
@@ -285,12 +291,8 @@ async fn scenario(cluster: &Cluster) {
     wait_steps(cluster, COUNTY, &after.case_id, 4).await;
     wait_steps(cluster, COUNTY, &before.case_id, 4).await;
 
-    // One manual clock for every node, walked day by day from acceptance to the day after the
-    // deadline, across the 调休 Saturday.
-    let clock = Arc::new(ManualClock::new(accepted_on));
-    for node in [COUNTY, T1, village] {
-        cluster.node(&id(node)).unwrap().store.set_clock(clock.clone());
-    }
+    // The tree's one clock, walked day by day from acceptance to the day after the deadline,
+    // across the 调休 Saturday.
     let mut admin_at_township = CasesClient::new(ops::admin(cluster, &id(T1)).await);
     let mut admin_at_county = CasesClient::new(ops::admin(cluster, &id(COUNTY)).await);
     let processing = pb::WarningRule::Processing as i32;
