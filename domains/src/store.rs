@@ -24,7 +24,7 @@ pub use crate::custody::projection::{
 };
 pub use crate::oversight::projection::{
     DEFAULT_RATING_DAYS, MetricsRow, OversightSummary, RECTIFICATION_WORKING_DAYS, RatingMetrics, Rectification,
-    RectificationError, SealEntry, SealFilter, seal_csv,
+    RectificationError, SealEntry, SealFilter,
 };
 pub use tongban_engine::log::{
     ApplyReport, Backend, DomainState, DomainStates, EventLog, FoldContext, FoldOutcome, LinkCursor, LinkRole,

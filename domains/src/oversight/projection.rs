@@ -117,50 +117,6 @@ pub struct SealEntry {
     pub at_node: String,
 }
 
-impl SealEntry {
-    /// The CSV header [`SealEntry::csv_row`] matches.
-    pub const CSV_HEADER: &'static str = "seal,date,case_number,case_id,item_code,item_name,township,action,reason,approver,stamped_by,impressions,at_node";
-
-    /// One CSV row (RFC 4180 quoting where needed), without the line end.
-    pub fn csv_row(&self) -> String {
-        let fields = [
-            self.seal.as_str().to_owned(),
-            self.date.to_string(),
-            self.case_number.clone(),
-            self.case_id.clone(),
-            self.item_code.clone(),
-            self.item_name.clone(),
-            self.township.clone(),
-            self.action.clone(),
-            self.reason.clone(),
-            self.approver.clone(),
-            self.stamped_by.clone(),
-            self.impressions.to_string(),
-            self.at_node.clone(),
-        ];
-        fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
-    }
-}
-
-fn csv_field(f: &str) -> String {
-    if f.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f.to_owned()
-    }
-}
-
-/// The header and one row per entry, each line ending in CRLF (RFC 4180).
-pub fn seal_csv(entries: &[SealEntry]) -> String {
-    let mut out = String::from(SealEntry::CSV_HEADER);
-    out.push_str("\r\n");
-    for e in entries {
-        out.push_str(&e.csv_row());
-        out.push_str("\r\n");
-    }
-    out
-}
-
 /// Which register entries to list; `None` means any. Dates are inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealFilter {
@@ -776,36 +732,6 @@ impl Store {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_quotes_only_what_needs_it_and_matches_the_header() {
-        let entry = SealEntry {
-            seal: SealType::TownshipApproval,
-            date: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
-            at_ms: 0,
-            case_id: "c".into(),
-            case_number: "n".into(),
-            item_code: "T-ALL".into(),
-            item_name: "宅基地, \"农村\"".into(),
-            township: "441424100".into(),
-            action: "issue".into(),
-            reason: String::new(),
-            approver: "operator:441424100:a".into(),
-            stamped_by: "operator:441424100:b".into(),
-            impressions: 2,
-            at_node: "441424100".into(),
-        };
-        let csv = seal_csv(std::slice::from_ref(&entry));
-        let lines: Vec<&str> = csv.split("\r\n").collect();
-        assert_eq!(lines[0], SealEntry::CSV_HEADER);
-        assert_eq!(
-            lines[1],
-            "township_approval,2026-03-02,n,c,T-ALL,\"宅基地, \"\"农村\"\"\",441424100,issue,,\
-             operator:441424100:a,operator:441424100:b,2,441424100"
-        );
-        assert_eq!(lines[2], "");
-        assert_eq!(SealEntry::CSV_HEADER.split(',').count(), 13);
-    }
 
     #[test]
     fn rates_are_zero_without_a_denominator() {

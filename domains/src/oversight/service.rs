@@ -19,7 +19,7 @@ use crate::access::{caller, status};
 use crate::case::CaseId;
 use crate::catalogue::SealType;
 use crate::ids::NodeId;
-use crate::store::{OversightSummary, RatingMetrics, Rectification, SealEntry, SealFilter, Store, seal_csv};
+use crate::store::{OversightSummary, RatingMetrics, Rectification, SealEntry, SealFilter, Store};
 
 /// The three oversight services of one node.
 #[derive(Clone)]
@@ -175,6 +175,52 @@ impl OversightApi {
     }
 }
 
+/// The register's CSV columns, in order.
+const SEAL_CSV_HEADER: [&str; 13] = [
+    "seal",
+    "date",
+    "case_number",
+    "case_id",
+    "item_code",
+    "item_name",
+    "township",
+    "action",
+    "reason",
+    "approver",
+    "stamped_by",
+    "impressions",
+    "at_node",
+];
+
+/// The register as CSV for a spreadsheet: the header and one row per entry, quoted only where
+/// a field needs it, each line ending in CRLF (RFC 4180).
+fn seal_csv(entries: &[SealEntry]) -> Result<String, csv::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    writer.write_record(SEAL_CSV_HEADER)?;
+    for e in entries {
+        writer.write_record([
+            e.seal.as_str(),
+            &e.date.to_string(),
+            &e.case_number,
+            &e.case_id,
+            &e.item_code,
+            &e.item_name,
+            &e.township,
+            &e.action,
+            &e.reason,
+            &e.approver,
+            &e.stamped_by,
+            &e.impressions.to_string(),
+            &e.at_node,
+        ])?;
+    }
+    let bytes = writer.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
+    // Every field written is a Rust string, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[tonic::async_trait]
 impl seals_server::Seals for OversightApi {
     async fn list_entries(
@@ -190,7 +236,7 @@ impl seals_server::Seals for OversightApi {
     async fn export_csv(&self, request: Request<pb::ListSealEntriesRequest>) -> Result<Response<pb::SealCsv>, Status> {
         let entries = self.entries(request.get_ref()).await?;
         Ok(Response::new(pb::SealCsv {
-            csv: seal_csv(&entries),
+            csv: seal_csv(&entries).map_err(crate::access::internal)?,
             rows: u32::try_from(entries.len()).unwrap_or(u32::MAX),
         }))
     }
@@ -240,5 +286,43 @@ impl oversight_server::Oversight for OversightApi {
         let township = parse_township(&request.get_ref().township)?;
         let summary = self.store.oversight_summary(township.as_ref()).await.map_err(status)?;
         Ok(Response::new(summary_to_wire(&summary)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::catalogue::SealType;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it_and_matches_the_header() {
+        let entry = SealEntry {
+            seal: SealType::TownshipApproval,
+            date: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            at_ms: 0,
+            case_id: "c".into(),
+            case_number: "n".into(),
+            item_code: "T-ALL".into(),
+            item_name: "宅基地, \"农村\"".into(),
+            township: "441424100".into(),
+            action: "issue".into(),
+            reason: String::new(),
+            approver: "operator:441424100:a".into(),
+            stamped_by: "operator:441424100:b".into(),
+            impressions: 2,
+            at_node: "441424100".into(),
+        };
+        let csv = seal_csv(std::slice::from_ref(&entry)).unwrap();
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines[0], SEAL_CSV_HEADER.join(","));
+        assert_eq!(
+            lines[1],
+            "township_approval,2026-03-02,n,c,T-ALL,\"宅基地, \"\"农村\"\"\",441424100,issue,,\
+             operator:441424100:a,operator:441424100:b,2,441424100"
+        );
+        assert_eq!(lines[2], "");
     }
 }
