@@ -21,7 +21,7 @@ use tonic::{Request, Status};
 
 use crate::ids::NodeId;
 use crate::log::StoreError;
-use crate::pki::{self, Principal};
+use crate::pki::Principal;
 
 /// What a caller must be for an RPC, relative to the node that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,18 +125,8 @@ fn principal_of<B>(request: &http::Request<B>) -> Result<Principal, Status> {
     let certs = request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
-        .and_then(|info| info.peer_certs())
-        .ok_or_else(|| {
-            Status::unauthenticated(
-                "no client certificate: Tongban accepts only mutual-TLS connections \
-                 with a certificate issued by the county CA",
-            )
-        })?;
-    let first = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate: the TLS session carries none"))?;
-    pki::principal_from_cert_der(first)
-        .map_err(|e| Status::permission_denied(format!("client certificate not accepted: {e}")))
+        .and_then(|info| info.peer_certs());
+    crate::tls::principal_of_certs(certs.as_deref().map(Vec::as_slice))
 }
 
 /// The decision for one request: the admitted principal, or the status to answer with.

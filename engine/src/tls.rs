@@ -236,7 +236,13 @@ impl TlsMaterial {
 /// Needs a server started with [`TlsMaterial::server_config`] on a TCP listener (tonic's
 /// `TcpIncoming`), which is what fills in `peer_certs` (pitfall 8).
 pub fn peer_principal<T>(req: &Request<T>) -> Result<Principal, Status> {
-    let certs = req.peer_certs().ok_or_else(|| {
+    principal_of_certs(req.peer_certs().as_deref().map(Vec::as_slice))
+}
+
+/// The principal named by the first of a TLS session's peer certificates (`None`: the session
+/// carries none), or the status that refuses the caller.
+pub fn principal_of_certs(certs: Option<&[rustls::pki_types::CertificateDer<'static>]>) -> Result<Principal, Status> {
+    let certs = certs.ok_or_else(|| {
         Status::unauthenticated(
             "no client certificate: Tongban accepts only mutual-TLS connections \
              with a certificate issued by the county CA",

@@ -885,12 +885,9 @@ struct StagedEvent {
 /// Columns of one `events` row, in insert order.
 const EVENT_COLUMNS: usize = 14;
 
-/// `INSERT INTO events (...) VALUES (...), (...)` for `rows` rows: `?` placeholders on SQLite,
-/// `$1 ... $n` on PostgreSQL (which rejects `?`). SQLite treats `$n` as a *named* parameter and
-/// resolves each name by a search, which costs O(n²) over the thousands in one statement.
 /// `rows` tuples of `columns` placeholders, "(?, ?), (?, ?)" on SQLite and "($1, $2), ($3, $4)"
-/// on PostgreSQL. Positional `?` matters on SQLite: binding by the name `$n` looks the name up
-/// among all parameters, which makes a thousand-row statement quadratic.
+/// on PostgreSQL (which rejects `?`). Positional `?` matters on SQLite: binding by the name `$n`
+/// looks the name up among all parameters, which makes a thousand-row statement quadratic.
 pub fn value_rows(rows: usize, columns: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
@@ -915,32 +912,13 @@ pub fn value_rows(rows: usize, columns: usize, backend: Backend) -> String {
     sql
 }
 
+/// `INSERT INTO events (...) VALUES ...` for `rows` rows.
 fn insert_sql(rows: usize, backend: Backend) -> String {
-    let mut sql = String::with_capacity(200 + rows * EVENT_COLUMNS * 6);
-    sql.push_str(
+    format!(
         "INSERT INTO events (local_seq, origin, seq, hlc, kind, subject, route_key, content_hash, \
-         source, source_seq, to_parent, route_child, stored_ms, envelope) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..EVENT_COLUMNS {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&(row * EVENT_COLUMNS + col + 1).to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql
+         source, source_seq, to_parent, route_child, stored_ms, envelope) VALUES {}",
+        value_rows(rows, EVENT_COLUMNS, backend)
+    )
 }
 
 async fn insert_events(
