@@ -1029,3 +1029,46 @@ fn digest(hashes: &[Vec<u8>]) -> (u64, u64) {
         .fold(0u64, |acc, h| acc.wrapping_add(event::digest_part(h)));
     (hashes.len() as u64, sum)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    /// Every connection the log opens on SQLite runs WAL with `synchronous = FULL`: without
+    /// FULL, a commit acknowledged in WAL mode can be lost on power failure.
+    #[tokio::test]
+    async fn every_sqlite_connection_is_wal_and_synchronous_full() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeId::new("441424100").unwrap();
+        let log = EventLog::open(
+            &StoreLocation::in_data_dir(dir.path(), &node),
+            &node,
+            Projections::default(),
+            Arc::new(SystemClock),
+            LogTuning::default(),
+        )
+        .await
+        .unwrap();
+        // Hold several connections at once, so more than the first one is looked at.
+        let mut held = Vec::new();
+        for _ in 0..LogTuning::default().sqlite_connections {
+            let mut conn = log.pool().acquire().await.unwrap();
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(journal.to_lowercase(), "wal");
+            assert_eq!(synchronous, 2, "2 is FULL");
+            held.push(conn);
+        }
+        drop(held);
+        log.close().await;
+    }
+}
