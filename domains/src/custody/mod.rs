@@ -1,5 +1,6 @@
 //! Material boxes and the custody of paper files: the scan model (GS1 EPCIS 2.0 steps and
-//! dispositions), where every box and document is, and the anomalies in the chain.
+//! dispositions), where every box and document is, and the anomalies in the chain — as plain Rust
+//! types and rules, with protobuf only at the boundary, in [`wire`].
 //!
 //! - [`model`]: the vocabulary as plain Rust — steps, scans, trip states, anomaly kinds and
 //!   states, locations and custody chains — each enum with its stable snake_case names;

@@ -332,7 +332,7 @@ pub struct AnomalyNote {
     pub to: AnomalyState,
     /// The explanation, or the reason it is closed.
     pub text: String,
-    /// Who wrote it ("operator:<node>:<name>").
+    /// Who wrote it (`operator:<node>:<name>`).
     pub by: String,
 }
 
