@@ -19,9 +19,8 @@ pub use crate::calendar::projection::{CalendarInForce, calendar_from_wire, calen
 pub use crate::case::projection::{BadCaseRef, CaseCursor, CaseError, CaseFilter, CasePage, CaseRef};
 pub use crate::case::supervision::{CaseWarning, Supervision, SupervisionError, WarningFilter, WarningList};
 pub use crate::catalogue::projection::{CatalogueHead, PublishOutcome, VersionRow};
-pub use crate::custody::projection::{
-    Anomaly, CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, Whereabouts, check_scan,
-};
+pub use crate::custody::model::{Anomaly, Whereabouts};
+pub use crate::custody::projection::{CustodyError, MAX_SCANS_PER_UPLOAD, ScanResult, check_scan};
 pub use crate::oversight::projection::{
     DEFAULT_RATING_DAYS, MetricsRow, OversightSummary, RECTIFICATION_WORKING_DAYS, RatingMetrics, Rectification,
     RectificationError, SealEntry, SealFilter,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tongban_courier::Device;
 use tongban_domains::config::SyncConfig;
+use tongban_domains::custody::Scan;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{Store, StoreLocation};
@@ -157,13 +158,20 @@ async fn fill_county(store: &Arc<Store>, documents: usize) -> Result<Vec<String>
         batch.extend(trip_scans(&mut desk, &mut pda, &mut dest, trip, &docs));
         ids.extend(docs);
         if batch.len() >= 4_900 {
-            store.record_scans(std::mem::take(&mut batch), &clerk).await?;
+            store
+                .record_scans(domain_scans(std::mem::take(&mut batch))?, &clerk)
+                .await?;
         }
     }
     if !batch.is_empty() {
-        store.record_scans(batch, &clerk).await?;
+        store.record_scans(domain_scans(batch)?, &clerk).await?;
     }
     Ok(ids)
+}
+
+/// The handhelds' scans as the store records them (it takes domain scans, not messages).
+fn domain_scans(scans: Vec<pb::Scan>) -> Result<Vec<Scan>> {
+    Ok(scans.into_iter().map(Scan::try_from).collect::<Result<_, _>>()?)
 }
 
 /// `where_is_p99_ms` at a county holding `documents` documents.

@@ -7,7 +7,7 @@
 //! Each scan becomes one event; `bizStep`, `disposition` and `action` use the CBV 2.0 bare words
 //! that the EPCIS 2.0 JSON-LD context defines.
 //!
-//! | `CustodyStep`            | event              | action  | `bizStep`       | `disposition`        |
+//! | [`Step`]                 | event              | action  | `bizStep`       | `disposition`        |
 //! | ------------------------ | ------------------ | ------- | --------------- | -------------------- |
 //! | `REGISTER_DOCUMENT`      | `ObjectEvent`      | ADD     | `commissioning` | `active`             |
 //! | `REGISTER_BOX`           | `ObjectEvent`      | ADD     | `commissioning` | `active`             |
@@ -21,7 +21,6 @@
 //! | `UNPACK`                 | `AggregationEvent` | DELETE  | `unpacking`     | `container_open`     |
 //! | `VOID_DEPARTURE`         | `ObjectEvent`      | OBSERVE | `void_shipping` | — ²                  |
 //! | `ERROR_DECLARATION`      | — ³                |         | (`other`)       | —                    |
-//! | `UNSPECIFIED`            | `ObjectEvent`      | OBSERVE | `other`         | —                    |
 //!
 //! ¹ `non_conformant` when the receiving clerk found the tamper seal broken (the receipt is an
 //! inspection). ² No disposition: the void changes nothing about the box by itself; the shipping
@@ -80,10 +79,10 @@
 
 use std::collections::HashMap;
 
+use super::model::{DocumentKind, Scan, Step};
 use chrono::DateTime;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tongban_proto::v1::{CustodyStep, DocumentKind, Scan};
 
 /// The EPCIS 2.0 JSON-LD context.
 pub const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld";
@@ -109,49 +108,49 @@ pub struct ExportedScan<'a> {
 }
 
 /// The CBV 2.0 business step of a custody step (see the module's table).
-pub fn biz_step(step: CustodyStep) -> &'static str {
+pub fn biz_step(step: Step) -> &'static str {
     match step {
-        CustodyStep::RegisterDocument | CustodyStep::RegisterBox => "commissioning",
-        CustodyStep::Pack | CustodyStep::Seal => "packing",
-        CustodyStep::ReleaseToCourier => "shipping",
-        CustodyStep::CourierAccept => "accepting",
-        CustodyStep::EnRoute => "transporting",
-        CustodyStep::ReleaseAtDestination => "arriving",
-        CustodyStep::DestinationAccept => "receiving",
-        CustodyStep::Unpack => "unpacking",
-        CustodyStep::VoidDeparture => "void_shipping",
+        Step::RegisterDocument | Step::RegisterBox => "commissioning",
+        Step::Pack | Step::Seal => "packing",
+        Step::ReleaseToCourier => "shipping",
+        Step::CourierAccept => "accepting",
+        Step::EnRoute => "transporting",
+        Step::ReleaseAtDestination => "arriving",
+        Step::DestinationAccept => "receiving",
+        Step::Unpack => "unpacking",
+        Step::VoidDeparture => "void_shipping",
         // No step of its own: see `biz_step_of`.
-        CustodyStep::ErrorDeclaration | CustodyStep::Unspecified => "other",
+        Step::ErrorDeclaration => "other",
     }
 }
 
 /// The business step to show for `scan`: its own, or for an error declaration the step of the
 /// scan it corrects (`corrected`, when known).
 pub fn biz_step_of(scan: &Scan, corrected: Option<&Scan>) -> &'static str {
-    let step = step_of(scan);
+    let step = scan.step;
     match (step, corrected) {
-        (CustodyStep::ErrorDeclaration, Some(c)) if step_of(c) != CustodyStep::ErrorDeclaration => biz_step(step_of(c)),
+        (Step::ErrorDeclaration, Some(c)) if c.step != Step::ErrorDeclaration => biz_step(c.step),
         _ => biz_step(step),
     }
 }
 
 /// The CBV 2.0 disposition a custody step leaves its objects in, if it says anything about it
 /// (see the module's table).
-pub fn disposition(step: CustodyStep) -> Option<&'static str> {
+pub fn disposition(step: Step) -> Option<&'static str> {
     match step {
-        CustodyStep::RegisterDocument | CustodyStep::RegisterBox => Some("active"),
-        CustodyStep::Pack | CustodyStep::Unpack => Some("container_open"),
-        CustodyStep::Seal | CustodyStep::DestinationAccept => Some("container_closed"),
-        CustodyStep::ReleaseToCourier | CustodyStep::CourierAccept | CustodyStep::EnRoute => Some("in_transit"),
-        CustodyStep::ReleaseAtDestination => Some("in_progress"),
-        CustodyStep::VoidDeparture | CustodyStep::ErrorDeclaration | CustodyStep::Unspecified => None,
+        Step::RegisterDocument | Step::RegisterBox => Some("active"),
+        Step::Pack | Step::Unpack => Some("container_open"),
+        Step::Seal | Step::DestinationAccept => Some("container_closed"),
+        Step::ReleaseToCourier | Step::CourierAccept | Step::EnRoute => Some("in_transit"),
+        Step::ReleaseAtDestination => Some("in_progress"),
+        Step::VoidDeparture | Step::ErrorDeclaration => None,
     }
 }
 
 /// The disposition of one scan: the step's, except a receipt that found the seal broken.
 pub fn scan_disposition(scan: &Scan) -> Option<&'static str> {
-    match step_of(scan) {
-        CustodyStep::DestinationAccept if !scan.seal_intact => Some("non_conformant"),
+    match scan.step {
+        Step::DestinationAccept if !scan.seal_intact => Some("non_conformant"),
         step => disposition(step),
     }
 }
@@ -208,10 +207,7 @@ pub fn party_uri(party: &str) -> String {
 /// and voids that retracted the exported scans, so that their declaration times are exact.
 pub fn query_document(scans: &[ExportedScan], created_unix_ms: i64, county_code: &str) -> Value {
     let retractions = Retractions::index(scans);
-    let mut ordered: Vec<&ExportedScan> = scans
-        .iter()
-        .filter(|s| step_of(s.scan) != CustodyStep::ErrorDeclaration)
-        .collect();
+    let mut ordered: Vec<&ExportedScan> = scans.iter().filter(|s| s.scan.step != Step::ErrorDeclaration).collect();
     ordered.sort_by(|a, b| {
         (a.scan.scanned_unix_ms, a.recorded_unix_ms, &a.scan.scan_id).cmp(&(
             b.scan.scanned_unix_ms,
@@ -249,10 +245,6 @@ pub fn event_count(document: &Value) -> usize {
         .map_or(0, Vec::len)
 }
 
-fn step_of(scan: &Scan) -> CustodyStep {
-    CustodyStep::try_from(scan.step).unwrap_or(CustodyStep::Unspecified)
-}
-
 /// Who took a retracted scan back, when and why.
 struct Retraction {
     declaration_unix_ms: i64,
@@ -282,9 +274,9 @@ impl<'a> Retractions<'a> {
             }
         }
         for s in scans.iter().filter(|s| !s.retracted) {
-            match step_of(s.scan) {
-                CustodyStep::ErrorDeclaration => keep_earliest(&mut declarations, &s.scan.corrects_scan_id, s.scan),
-                CustodyStep::VoidDeparture => keep_earliest(&mut voids, &s.scan.trip_id, s.scan),
+            match s.scan.step {
+                Step::ErrorDeclaration => keep_earliest(&mut declarations, &s.scan.corrects_scan_id, s.scan),
+                Step::VoidDeparture => keep_earliest(&mut voids, &s.scan.trip_id, s.scan),
                 _ => {}
             }
         }
@@ -301,11 +293,8 @@ impl<'a> Retractions<'a> {
             };
         }
         let departure = matches!(
-            step_of(scan),
-            CustodyStep::ReleaseToCourier
-                | CustodyStep::CourierAccept
-                | CustodyStep::EnRoute
-                | CustodyStep::ReleaseAtDestination
+            scan.step,
+            Step::ReleaseToCourier | Step::CourierAccept | Step::EnRoute | Step::ReleaseAtDestination
         );
         if departure
             && let Some(v) = self.voids.get(scan.trip_id.as_str())
@@ -329,12 +318,12 @@ impl<'a> Retractions<'a> {
 
 fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
     let scan = s.scan;
-    let step = step_of(scan);
+    let step = scan.step;
     let mut e = Map::new();
-    let aggregation = matches!(step, CustodyStep::Pack | CustodyStep::Unpack);
+    let aggregation = matches!(step, Step::Pack | Step::Unpack);
     let action = match step {
-        CustodyStep::RegisterDocument | CustodyStep::RegisterBox | CustodyStep::Pack => "ADD",
-        CustodyStep::Unpack => "DELETE",
+        Step::RegisterDocument | Step::RegisterBox | Step::Pack => "ADD",
+        Step::Unpack => "DELETE",
         _ => "OBSERVE",
     };
     put(
@@ -355,7 +344,7 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
         put(&mut e, "childEPCs", uris(&scan.document_ids, document_uri));
     } else {
         let epcs = match step {
-            CustodyStep::RegisterDocument => {
+            Step::RegisterDocument => {
                 let ids: Vec<String> = match &scan.document {
                     Some(d) if !d.document_id.is_empty() => vec![d.document_id.clone()],
                     _ => scan.document_ids.clone(),
@@ -377,16 +366,13 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
 
     // Where.
     let read_point = match step {
-        CustodyStep::Pack if scan.place.is_empty() => scan.origin.as_str(),
+        Step::Pack if scan.place.is_empty() => scan.origin.as_str(),
         _ => scan.place.as_str(),
     };
     if !read_point.is_empty() {
         put(&mut e, "readPoint", json!({"id": place_uri(read_point)}));
     }
-    let at_a_site = !matches!(
-        step,
-        CustodyStep::ReleaseToCourier | CustodyStep::CourierAccept | CustodyStep::EnRoute
-    );
+    let at_a_site = !matches!(step, Step::ReleaseToCourier | Step::CourierAccept | Step::EnRoute);
     if at_a_site && is_division_code(read_point) {
         put(&mut e, "bizLocation", json!({"id": place_uri(read_point)}));
     }
@@ -398,7 +384,7 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
         );
     }
     match step {
-        CustodyStep::Pack => {
+        Step::Pack => {
             let ends = |end: &str, key: &str| -> Vec<Value> {
                 if end.is_empty() {
                     return Vec::new();
@@ -417,7 +403,7 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
                 put(&mut e, "destinationList", destinations);
             }
         }
-        CustodyStep::ReleaseToCourier | CustodyStep::ReleaseAtDestination if !scan.counterparty.is_empty() => {
+        Step::ReleaseToCourier | Step::ReleaseAtDestination if !scan.counterparty.is_empty() => {
             put(
                 &mut e,
                 "destinationList",
@@ -430,15 +416,10 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
     // Instance master data of what a registration brings into being.
     let mut ilmd = Map::new();
     match step {
-        CustodyStep::RegisterDocument => {
+        Step::RegisterDocument => {
             if let Some(d) = &scan.document {
                 put_text(&mut ilmd, "tongban:caseId", &d.case_id);
-                let kind = match DocumentKind::try_from(d.kind) {
-                    Ok(DocumentKind::Original) => "original",
-                    Ok(DocumentKind::Copy) => "copy",
-                    Ok(DocumentKind::ResultCertificate) => "result_certificate",
-                    _ => "",
-                };
+                let kind = d.kind.map_or("", DocumentKind::as_str);
                 put_text(&mut ilmd, "tongban:documentKind", kind);
                 if d.pages > 0 {
                     put(&mut ilmd, "tongban:pages", d.pages);
@@ -446,7 +427,7 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
                 put_text(&mut ilmd, "tongban:title", &d.title);
             }
         }
-        CustodyStep::RegisterBox => put_text(&mut ilmd, "tongban:boxLabel", &scan.box_label),
+        Step::RegisterBox => put_text(&mut ilmd, "tongban:boxLabel", &scan.box_label),
         _ => {}
     }
     if !ilmd.is_empty() {
@@ -467,16 +448,16 @@ fn event(s: &ExportedScan, retraction: Option<Retraction>) -> Value {
     put(&mut e, "tongban:deviceSeq", scan.device_seq);
     put_text(&mut e, "tongban:scannedBy", &scan.principal);
     put_text(&mut e, "tongban:recordedAt", s.recorded_at);
-    put(&mut e, "tongban:step", step.as_str_name());
+    put(&mut e, "tongban:step", step.contract_name());
     put_text(&mut e, "tongban:sealNumber", &scan.seal_number);
-    if step == CustodyStep::DestinationAccept {
+    if step == Step::DestinationAccept {
         put(&mut e, "tongban:sealIntact", scan.seal_intact);
     }
     put_text(&mut e, "tongban:counterparty", &scan.counterparty);
     if !scan.place.is_empty() && !is_division_code(&scan.place) {
         put(&mut e, "tongban:place", scan.place.as_str());
     }
-    if step == CustodyStep::VoidDeparture {
+    if step == Step::VoidDeparture {
         put_text(&mut e, "tongban:reason", &scan.reason);
     }
     if let Some(r) = retraction {
@@ -546,7 +527,7 @@ fn is_uuid(text: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use tongban_proto::v1::DocumentInfo;
+    use crate::custody::model::DocumentInfo;
 
     /// 2026-11-27 09:30:00 in China.
     const T0: i64 = 1_795_743_000_000;
@@ -632,22 +613,16 @@ mod tests {
         "unknown",
     ];
 
-    fn all_steps() -> Vec<CustodyStep> {
-        (0..64).filter_map(|v| CustodyStep::try_from(v).ok()).collect()
+    fn all_steps() -> Vec<Step> {
+        Step::ALL.to_vec()
     }
 
-    fn scan(id: &str, step: CustodyStep, at: i64) -> Scan {
+    fn scan(id: &str, step: Step, at: i64) -> Scan {
         Scan {
-            scan_id: id.to_owned(),
-            device_id: "desk-441424100-wang".to_owned(),
-            device_seq: 1,
-            scanned_unix_ms: at,
-            principal: "operator:441424100:wang".to_owned(),
-            step: step as i32,
             box_id: "BOX-0007".to_owned(),
             trip_id: "441424100-20261127-0a1b2c3d".to_owned(),
             place: "441424100".to_owned(),
-            ..Default::default()
+            ..Scan::new(id, "desk-441424100-wang", 1, at, "operator:441424100:wang", step)
         }
     }
 
@@ -656,7 +631,7 @@ mod tests {
             origin: "441424100".to_owned(),
             destination: "441424".to_owned(),
             document_ids: vec!["D-1".to_owned(), "D-2".to_owned(), "D-1".to_owned()],
-            ..scan("s-pack", CustodyStep::Pack, at)
+            ..scan("s-pack", Step::Pack, at)
         }
     }
 
@@ -746,7 +721,7 @@ mod tests {
 
         let u = Scan {
             document_ids: vec!["D-2".to_owned()],
-            ..scan("s-unpack", CustodyStep::Unpack, T0 + MIN)
+            ..scan("s-unpack", Step::Unpack, T0 + MIN)
         };
         let doc = query_document(&[exported(&u, false)], T0, "441424");
         let e = by_scan(&doc, "s-unpack");
@@ -765,16 +740,16 @@ mod tests {
             document: Some(DocumentInfo {
                 document_id: "441424100-DOC0001".to_owned(),
                 case_id: "441424100201-0123456789abcdef0123456789abcdef".to_owned(),
-                kind: DocumentKind::Original as i32,
+                kind: Some(DocumentKind::Original),
                 pages: 3,
                 title: "户口簿原件".to_owned(),
             }),
-            ..scan("s-reg", CustodyStep::RegisterDocument, T0)
+            ..scan("s-reg", Step::RegisterDocument, T0)
         };
         let rel = Scan {
             counterparty: "courier:zhang".to_owned(),
             place: "水寨镇 路口 #3".to_owned(),
-            ..scan("s-rel", CustodyStep::ReleaseToCourier, T0 + MIN)
+            ..scan("s-rel", Step::ReleaseToCourier, T0 + MIN)
         };
         let doc = query_document(&[exported(&reg, false), exported(&rel, false)], T0, "441424");
 
@@ -816,7 +791,7 @@ mod tests {
         assert_eq!(china_time(T0 + 15 * 60 * MIN + 1), "2026-11-28T00:30:00.001+08:00");
         assert_eq!(china_time(i64::MAX), "1970-01-01T08:00:00.000+08:00");
 
-        let s = scan("s-seal", CustodyStep::Seal, T0);
+        let s = scan("s-seal", Step::Seal, T0);
         let doc = query_document(&[exported(&s, false)], T0 + MIN, "441424");
         let e = by_scan(&doc, "s-seal");
         assert_eq!(e["eventTime"], "2026-11-27T09:30:00.000+08:00");
@@ -834,21 +809,21 @@ mod tests {
     fn a_retracted_scan_carries_an_error_declaration() {
         let wrong = Scan {
             seal_number: "FT-1".to_owned(),
-            ..scan("s-seal", CustodyStep::Seal, T0)
+            ..scan("s-seal", Step::Seal, T0)
         };
         let declaration = Scan {
             box_id: String::new(),
             trip_id: String::new(),
             corrects_scan_id: "s-seal".to_owned(),
             reason: "wrong seal typed".to_owned(),
-            ..scan("s-ed", CustodyStep::ErrorDeclaration, T0 + 5 * MIN)
+            ..scan("s-ed", Step::ErrorDeclaration, T0 + 5 * MIN)
         };
-        let release = scan("s-rel", CustodyStep::ReleaseToCourier, T0 + 2 * MIN);
+        let release = scan("s-rel", Step::ReleaseToCourier, T0 + 2 * MIN);
         let void = Scan {
             reason: "courier did not come".to_owned(),
-            ..scan("s-void", CustodyStep::VoidDeparture, T0 + 30 * MIN)
+            ..scan("s-void", Step::VoidDeparture, T0 + 30 * MIN)
         };
-        let orphan = scan("s-orphan", CustodyStep::EnRoute, T0 + 3 * MIN);
+        let orphan = scan("s-orphan", Step::EnRoute, T0 + 3 * MIN);
         let orphan = Scan {
             trip_id: "another-trip".to_owned(),
             ..orphan
@@ -905,7 +880,7 @@ mod tests {
         assert_eq!(e["errorDeclaration"]["declarationTime"], china_time(created));
 
         // Scans that still count carry no declaration.
-        let fine = scan("s-fine", CustodyStep::Seal, T0);
+        let fine = scan("s-fine", Step::Seal, T0);
         let doc = query_document(&[exported(&fine, false)], created, "441424");
         assert!(by_scan(&doc, "s-fine").get("errorDeclaration").is_none());
     }
@@ -915,11 +890,11 @@ mod tests {
         let intact = Scan {
             seal_number: "FT-1".to_owned(),
             seal_intact: true,
-            ..scan("s-ok", CustodyStep::DestinationAccept, T0)
+            ..scan("s-ok", Step::DestinationAccept, T0)
         };
         let broken = Scan {
             seal_intact: false,
-            ..scan("s-broken", CustodyStep::DestinationAccept, T0)
+            ..scan("s-broken", Step::DestinationAccept, T0)
         };
         let doc = query_document(&[exported(&intact, false), exported(&broken, false)], T0, "441424");
         let ok = by_scan(&doc, "s-ok");
@@ -933,10 +908,10 @@ mod tests {
 
     #[test]
     fn events_are_in_event_time_order() {
-        let a = scan("s-c", CustodyStep::Seal, T0 + 2 * MIN);
-        let b = scan("s-a", CustodyStep::ReleaseToCourier, T0 + 3 * MIN);
+        let a = scan("s-c", Step::Seal, T0 + 2 * MIN);
+        let b = scan("s-a", Step::ReleaseToCourier, T0 + 3 * MIN);
         let c = pack(T0);
-        let d = scan("s-b", CustodyStep::Seal, T0 + 2 * MIN);
+        let d = scan("s-b", Step::Seal, T0 + 2 * MIN);
         let scans = [
             exported(&a, false),
             exported(&b, false),
@@ -970,7 +945,7 @@ mod tests {
     #[test]
     fn the_document_survives_a_serde_round_trip() {
         let p = pack(T0);
-        let s = scan("s-seal", CustodyStep::Seal, T0 + MIN);
+        let s = scan("s-seal", Step::Seal, T0 + MIN);
         let doc = query_document(&[exported(&p, false), exported(&s, true)], T0 + 2 * MIN, "441424");
         let text = serde_json::to_string_pretty(&doc).unwrap();
         let back: Value = serde_json::from_str(&text).unwrap();
@@ -981,7 +956,7 @@ mod tests {
     #[test]
     fn every_custody_step_maps_to_cbv() {
         let steps = all_steps();
-        assert_eq!(steps.len(), 13, "a new CustodyStep needs a row in the mapping");
+        assert_eq!(steps.len(), 12, "a new Step needs a row in the mapping");
         for step in steps {
             let b = biz_step(step);
             assert!(CBV_BIZ_STEPS.contains(&b), "{step:?} → {b}");
@@ -991,15 +966,15 @@ mod tests {
         }
         assert!(CBV_DISPOSITIONS.contains(&"non_conformant"));
         // The contract's own pairs.
-        assert_eq!(biz_step(CustodyStep::Seal), "packing");
-        assert_eq!(disposition(CustodyStep::Seal), Some("container_closed"));
-        assert_eq!(biz_step(CustodyStep::EnRoute), "transporting");
-        assert_eq!(disposition(CustodyStep::EnRoute), Some("in_transit"));
-        assert_eq!(biz_step(CustodyStep::VoidDeparture), "void_shipping");
+        assert_eq!(biz_step(Step::Seal), "packing");
+        assert_eq!(disposition(Step::Seal), Some("container_closed"));
+        assert_eq!(biz_step(Step::EnRoute), "transporting");
+        assert_eq!(disposition(Step::EnRoute), Some("in_transit"));
+        assert_eq!(biz_step(Step::VoidDeparture), "void_shipping");
 
         // An error declaration shows the step of the scan it corrects.
-        let sealed = scan("s-seal", CustodyStep::Seal, T0);
-        let ed = scan("s-ed", CustodyStep::ErrorDeclaration, T0);
+        let sealed = scan("s-seal", Step::Seal, T0);
+        let ed = scan("s-ed", Step::ErrorDeclaration, T0);
         assert_eq!(biz_step_of(&ed, Some(&sealed)), "packing");
         assert_eq!(biz_step_of(&ed, None), "other");
         assert_eq!(biz_step_of(&sealed, None), "packing");

@@ -17,12 +17,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use prost::Message;
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tongban_proto::v1::{self as pb, AnomalyState, CustodyStep, EventKind, RouteClass, event_body::Body};
+use tongban_proto::v1::{EventKind, RouteClass, event_body::Body};
 
 use crate::custody::epcis;
+use crate::custody::model::{
+    Anomaly, AnomalyKind, AnomalyNote, AnomalyState, CustodyLink, DocumentKind, Location, ObjectKind, Scan, Step,
+    TripState, WhereTarget, Whereabouts,
+};
 use crate::custody::trip::{CustodyLimits, RecordedScan, TripView, fold_trip};
+use crate::custody::wire;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
@@ -57,24 +61,10 @@ pub enum CustodyError {
     Store(#[from] StoreError),
 }
 
-/// Where one object is, and how it got there.
-#[derive(Debug, Clone, Default)]
-pub struct Whereabouts {
-    pub location: pb::Location,
-    pub chain: Vec<pb::CustodyLink>,
-}
-
-/// An anomaly as listed.
-pub type Anomaly = pb::Anomaly;
-
-fn step_of(scan: &pb::Scan) -> CustodyStep {
-    CustodyStep::try_from(scan.step).unwrap_or(CustodyStep::Unspecified)
-}
-
-/// Checks one uploaded scan's shape: ids present and short, a known step, and what the step
-/// needs. Whether it makes sense in its trip is judged later, as anomalies: scans are facts from
-/// devices that were offline, and refusing one would lose it.
-pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
+/// Checks one scan's shape: ids present and short, and what its step needs (the step itself was
+/// checked where the scan came off the wire). Whether it makes sense in its trip is judged later,
+/// as anomalies: scans are facts from devices that were offline, and refusing one would lose it.
+pub fn check_scan(scan: &Scan) -> Result<(), String> {
     let id_ok = |name: &str, value: &str| -> Result<(), String> {
         if value.trim().is_empty() {
             return Err(format!("{name} is required"));
@@ -97,10 +87,9 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
     scan.principal
         .parse::<Principal>()
         .map_err(|e| format!("principal {:?}: {e}", scan.principal))?;
-    let step = step_of(scan);
+    let step = scan.step;
     match step {
-        CustodyStep::Unspecified => return Err(format!("step {} is not a custody step", scan.step)),
-        CustodyStep::RegisterDocument => {
+        Step::RegisterDocument => {
             let doc = scan
                 .document
                 .as_ref()
@@ -108,8 +97,8 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
             id_ok("document.document_id", &doc.document_id)?;
             id_ok("document.case_id", &doc.case_id)?;
         }
-        CustodyStep::RegisterBox => id_ok("box_id", &scan.box_id)?,
-        CustodyStep::ErrorDeclaration => {
+        Step::RegisterBox => id_ok("box_id", &scan.box_id)?,
+        Step::ErrorDeclaration => {
             id_ok("corrects_scan_id", &scan.corrects_scan_id)?;
             if scan.reason.trim().is_empty() {
                 return Err("an error declaration needs a reason".into());
@@ -121,7 +110,7 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
         }
     }
     match step {
-        CustodyStep::Pack => {
+        Step::Pack => {
             NodeId::new(scan.origin.clone()).map_err(|e| format!("origin: {e}"))?;
             NodeId::new(scan.destination.clone()).map_err(|e| format!("destination: {e}"))?;
             if scan.origin == scan.destination {
@@ -131,16 +120,16 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
                 id_ok("document_ids", doc)?;
             }
         }
-        CustodyStep::Seal if scan.seal_number.trim().is_empty() => {
+        Step::Seal if scan.seal_number.trim().is_empty() => {
             return Err("sealing needs the seal number".into());
         }
-        CustodyStep::DestinationAccept if scan.seal_number.trim().is_empty() => {
+        Step::DestinationAccept if scan.seal_number.trim().is_empty() => {
             return Err("accepting a box needs the seal number read on it".into());
         }
-        CustodyStep::ReleaseToCourier | CustodyStep::ReleaseAtDestination if scan.counterparty.trim().is_empty() => {
+        Step::ReleaseToCourier | Step::ReleaseAtDestination if scan.counterparty.trim().is_empty() => {
             return Err("a release needs the party the box is handed to (counterparty)".into());
         }
-        CustodyStep::VoidDeparture if scan.reason.trim().is_empty() => {
+        Step::VoidDeparture if scan.reason.trim().is_empty() => {
             return Err("voiding a departure needs a reason".into());
         }
         _ => {}
@@ -151,7 +140,7 @@ pub fn check_scan(scan: &pb::Scan) -> Result<(), String> {
 /// One scan folded in the open transaction, waiting for [`flush_scans`].
 #[derive(Clone)]
 struct StagedScan {
-    scan: pb::Scan,
+    scan: Scan,
     bytes: Vec<u8>,
     township: String,
     recorded_at: String,
@@ -196,9 +185,16 @@ impl Projection for CustodyProjection {
 
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
+            // Converted at the edge: a body the domain cannot represent is refused, saying why.
             let verdict = match &event.body {
-                Body::CustodyScan(body) => fold_scan(event, body, cx.states.get_mut::<PendingScans>()),
-                Body::AnomalyNote(body) => fold_note(cx.tx, event, body).await?,
+                Body::CustodyScan(body) => match wire::recorded_scan_from_body(body) {
+                    Ok(recorded) => fold_scan(event, recorded, cx.states.get_mut::<PendingScans>()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Body::AnomalyNote(body) => match wire::note_from_body(body) {
+                    Ok(note) => fold_note(cx.tx, event, &note).await?,
+                    Err(e) => Err(e.to_string()),
+                },
                 _ => Err("not a custody record".to_owned()),
             };
             Ok(match verdict {
@@ -220,35 +216,35 @@ pub(crate) struct PendingScans {
     staged: Vec<StagedScan>,
     // Ids staged so far, with their bytes: a second copy within the same batch is judged here.
     ids: HashMap<String, usize>,
-    conflicts: Vec<(pb::Scan, String, String)>,
+    conflicts: Vec<(Scan, String, String)>,
 }
 
 /// Folds a `CustodyScan`. Never refuses a well-formed scan: a duplicate is a no-op, a
 /// conflicting copy is kept as evidence. The rows are written by [`flush_scans`].
-fn fold_scan(event: &CheckedEvent, body: &pb::CustodyScan, pending: &mut PendingScans) -> Result<(), String> {
-    let Some(scan) = body.scan.as_ref() else {
-        return Err("custody record without a scan".into());
-    };
-    if let Err(reason) = check_scan(scan) {
+fn fold_scan(event: &CheckedEvent, recorded: RecordedScan, pending: &mut PendingScans) -> Result<(), String> {
+    let RecordedScan {
+        scan,
+        recorded_at,
+        recorded_ms,
+    } = recorded;
+    if let Err(reason) = check_scan(&scan) {
         return Err(format!("scan {:?} is malformed: {reason}", scan.scan_id));
     }
-    let bytes = scan.encode_to_vec();
+    let bytes = wire::encode_scan(&scan);
     let township = event.route_key.to_string();
     if let Some(&first) = pending.ids.get(&scan.scan_id) {
         if pending.staged[first].bytes != bytes {
-            pending
-                .conflicts
-                .push((scan.clone(), township, body.recorded_at.clone()));
+            pending.conflicts.push((scan, township, recorded_at));
         }
         return Ok(());
     }
     pending.ids.insert(scan.scan_id.clone(), pending.staged.len());
     pending.staged.push(StagedScan {
-        scan: scan.clone(),
+        scan,
         bytes,
         township,
-        recorded_at: body.recorded_at.clone(),
-        recorded_ms: body.received_unix_ms,
+        recorded_at,
+        recorded_ms,
     });
     Ok(())
 }
@@ -320,7 +316,7 @@ async fn flush_scans(
                 .bind(s.device_id.clone())
                 .bind(s.device_seq as i64)
                 .bind(s.scanned_unix_ms)
-                .bind(s.step as i64)
+                .bind(i64::from(s.step.to_wire()))
                 .bind(s.principal.clone())
                 .bind(s.box_id.clone())
                 .bind(s.trip_id.clone())
@@ -357,8 +353,8 @@ async fn flush_scans(
         }
         for st in &new {
             let s = &st.scan;
-            match step_of(s) {
-                CustodyStep::RegisterDocument => {
+            match s.step {
+                Step::RegisterDocument => {
                     if let Some(doc) = &s.document {
                         sqlx::query(
                             "INSERT INTO custody_documents (document_id, case_id, kind, pages, title, registered_at) \
@@ -366,7 +362,7 @@ async fn flush_scans(
                         )
                         .bind(doc.document_id.clone())
                         .bind(doc.case_id.clone())
-                        .bind(doc.kind as i64)
+                        .bind(i64::from(DocumentKind::to_wire(doc.kind)))
                         .bind(i64::from(doc.pages))
                         .bind(doc.title.clone())
                         .bind(st.recorded_at.clone())
@@ -374,7 +370,7 @@ async fn flush_scans(
                         .await?;
                     }
                 }
-                CustodyStep::RegisterBox => {
+                Step::RegisterBox => {
                     sqlx::query(
                         "INSERT INTO custody_boxes (box_id, label, registered_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (box_id) DO NOTHING",
@@ -394,7 +390,7 @@ async fn flush_scans(
 
 async fn record_conflict(
     tx: &mut Transaction<'static, Any>,
-    scan: &pb::Scan,
+    scan: &Scan,
     township: &str,
     recorded_at: &str,
     detail: &str,
@@ -415,27 +411,26 @@ async fn record_conflict(
     Ok(())
 }
 
-/// Folds an `AnomalyNote`.
+/// Folds an `AnomalyNote` (the wire edge has already refused a state a note cannot move to).
 async fn fold_note(
     tx: &mut Transaction<'static, Any>,
     event: &CheckedEvent,
-    body: &pb::AnomalyNote,
+    note: &AnomalyNote,
 ) -> Result<Result<(), String>, StoreError> {
-    let to = AnomalyState::try_from(body.to_state).unwrap_or(AnomalyState::Unspecified);
-    if !matches!(to, AnomalyState::Explained | AnomalyState::Closed) || body.text.trim().is_empty() {
+    if !matches!(note.to, AnomalyState::Explained | AnomalyState::Closed) || note.text.trim().is_empty() {
         return Ok(Err(format!(
             "anomaly note on {} must explain or close it with a text",
-            body.anomaly_key
+            note.key
         )));
     }
     sqlx::query(
         "INSERT INTO custody_anomaly_notes (anomaly_key, state, text, noted_by, noted_ms, township) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(body.anomaly_key.clone())
-    .bind(to as i64)
-    .bind(body.text.clone())
-    .bind(body.by.clone())
+    .bind(note.key.clone())
+    .bind(i64::from(note.to.to_wire()))
+    .bind(note.text.clone())
+    .bind(note.by.clone())
     .bind(physical_ms(event.event.hlc) as i64)
     .bind(event.route_key.to_string())
     .execute(&mut **tx)
@@ -443,8 +438,10 @@ async fn fold_note(
     Ok(Ok(()))
 }
 
-fn decode_scan(bytes: &[u8]) -> Result<pb::Scan, StoreError> {
-    pb::Scan::decode(bytes).map_err(|e| StoreError::Corrupt(format!("custody scan: {e}")))
+/// A stored scan: kept as the bytes of its `Scan` message (the replicated event's own form), and
+/// converted as it is read.
+fn decode_scan(bytes: &[u8]) -> Result<Scan, StoreError> {
+    wire::decode_scan(bytes).map_err(|e| StoreError::Corrupt(format!("custody scan: {e}")))
 }
 
 /// A stored scan with its bookkeeping.
@@ -472,14 +469,14 @@ fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<StoredScan, StoreError> {
     })
 }
 
-fn link(s: &StoredScan, custodian_after: &str, via_container: bool) -> pb::CustodyLink {
-    let step = step_of(&s.recorded.scan);
+fn link(s: &StoredScan, custodian_after: &str, via_container: bool) -> CustodyLink {
+    let step = s.recorded.scan.step;
     // The same CBV words the EPCIS export uses, so the chain and the export never disagree.
-    pb::CustodyLink {
+    CustodyLink {
         scan_id: s.recorded.scan.scan_id.clone(),
-        step: step as i32,
-        biz_step: epcis::biz_step(step).to_owned(),
-        disposition: epcis::scan_disposition(&s.recorded.scan).unwrap_or_default().to_owned(),
+        step,
+        biz_step: epcis::biz_step(step),
+        disposition: epcis::scan_disposition(&s.recorded.scan),
         scanned_unix_ms: s.recorded.scan.scanned_unix_ms,
         principal: s.recorded.scan.principal.clone(),
         place: if s.recorded.scan.place.is_empty() {
@@ -494,7 +491,7 @@ fn link(s: &StoredScan, custodian_after: &str, via_container: bool) -> pb::Custo
     }
 }
 
-fn event_order(a: &pb::CustodyLink, b: &pb::CustodyLink) -> std::cmp::Ordering {
+fn event_order(a: &CustodyLink, b: &CustodyLink) -> std::cmp::Ordering {
     (a.scanned_unix_ms, &a.scan_id).cmp(&(b.scanned_unix_ms, &b.scan_id))
 }
 
@@ -511,12 +508,12 @@ impl Store {
     /// tree: a box accepted at the wrong township must still reach the one it was sent to.
     async fn scan_route_key(
         &self,
-        scan: &pb::Scan,
+        scan: &Scan,
         packed_in_upload: &HashMap<String, NodeId>,
     ) -> Result<NodeId, StoreError> {
         let here = self.node().clone();
-        match step_of(scan) {
-            CustodyStep::RegisterDocument => {
+        match scan.step {
+            Step::RegisterDocument => {
                 let case_id = scan.document.as_ref().map(|d| d.case_id.clone()).unwrap_or_default();
                 let origin: Option<String> = sqlx::query_scalar("SELECT origin FROM cases WHERE case_id = $1")
                     .bind(case_id)
@@ -524,8 +521,8 @@ impl Store {
                     .await?;
                 Ok(origin.and_then(|o| NodeId::new(o).ok()).unwrap_or(here))
             }
-            CustodyStep::RegisterBox => Ok(here),
-            CustodyStep::ErrorDeclaration => {
+            Step::RegisterBox => Ok(here),
+            Step::ErrorDeclaration => {
                 let township: Option<String> =
                     sqlx::query_scalar("SELECT township FROM custody_scans WHERE scan_id = $1")
                         .bind(scan.corrects_scan_id.clone())
@@ -545,7 +542,7 @@ impl Store {
                 let stored: Option<String> =
                     sqlx::query_scalar("SELECT township FROM custody_scans WHERE trip_id = $1 AND step = $2 LIMIT 1")
                         .bind(scan.trip_id.clone())
-                        .bind(CustodyStep::Pack as i64)
+                        .bind(i64::from(Step::Pack.to_wire()))
                         .fetch_optional(self.pool())
                         .await?;
                 Ok(stored
@@ -560,7 +557,7 @@ impl Store {
     /// transaction; the outcome of every scan is returned in order.
     pub async fn record_scans(
         &self,
-        scans: Vec<pb::Scan>,
+        scans: Vec<Scan>,
         uploader: &Principal,
     ) -> Result<Vec<(String, ScanResult)>, CustodyError> {
         if scans.len() > MAX_SCANS_PER_UPLOAD {
@@ -574,7 +571,7 @@ impl Store {
         // Trips packed in this very upload: their later scans go where the PACK goes.
         let packed_in_upload: HashMap<String, NodeId> = scans
             .iter()
-            .filter(|s| step_of(s) == CustodyStep::Pack)
+            .filter(|s| s.step == Step::Pack)
             .filter_map(|s| Some((s.trip_id.clone(), township_end(&s.origin, &s.destination)?)))
             .collect();
         let mut outcomes = Vec::with_capacity(scans.len());
@@ -598,7 +595,7 @@ impl Store {
                 ));
                 continue;
             }
-            let bytes = scan.encode_to_vec();
+            let bytes = wire::encode_scan(&scan);
             let seen = known.get(&id).or_else(|| in_this_upload.get(&id));
             if seen.is_some_and(|b| *b == bytes) {
                 outcomes.push((id, ScanResult::Duplicate));
@@ -612,11 +609,7 @@ impl Store {
                 subject: format!("scan:{id}"),
                 route_key,
                 route_class: RouteClass::Subtree,
-                body: Body::CustodyScan(pb::CustodyScan {
-                    scan: Some(scan),
-                    recorded_at: self.node().to_string(),
-                    received_unix_ms: now,
-                }),
+                body: wire::scan_body(&scan, self.node().as_str(), now),
             });
             outcomes.push((
                 id,
@@ -638,7 +631,7 @@ impl Store {
     }
 
     /// The stored bytes of those of `scans` already recorded here.
-    async fn known_scans(&self, scans: &[pb::Scan]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    async fn known_scans(&self, scans: &[Scan]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
         let mut known = HashMap::new();
         for chunk in scans.chunks(500) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -677,9 +670,9 @@ impl Store {
             .anomalies(None)
             .await?
             .into_iter()
-            .find(|a| a.anomaly_key == key)
+            .find(|a| a.key == key)
             .ok_or_else(|| CustodyError::NotFound(format!("no anomaly {key} is known at {}", self.node())))?;
-        if current.state == AnomalyState::Closed as i32 {
+        if current.state == AnomalyState::Closed {
             return Err(CustodyError::Invalid(format!("anomaly {key} is already closed")));
         }
         let township = NodeId::new(current.township.clone()).unwrap_or_else(|_| self.node().clone());
@@ -688,9 +681,9 @@ impl Store {
             subject: format!("anomaly:{key}"),
             route_key: township,
             route_class: RouteClass::Subtree,
-            body: Body::AnomalyNote(pb::AnomalyNote {
-                anomaly_key: key.to_owned(),
-                to_state: to as i32,
+            body: wire::note_body(&AnomalyNote {
+                key: key.to_owned(),
+                to,
                 text: text.trim().to_owned(),
                 by: by.to_string(),
             }),
@@ -699,7 +692,7 @@ impl Store {
         self.anomalies(None)
             .await?
             .into_iter()
-            .find(|a| a.anomaly_key == key)
+            .find(|a| a.key == key)
             .ok_or_else(|| CustodyError::NotFound(format!("anomaly {key} vanished while being noted")))
     }
 
@@ -724,12 +717,11 @@ impl Store {
     }
 
     /// Where a document, a box or every document of a case is, with the custody chains.
-    pub async fn where_is(&self, target: &pb::where_is_request::Target) -> Result<Vec<Whereabouts>, CustodyError> {
-        use pb::where_is_request::Target;
+    pub async fn where_is(&self, target: &WhereTarget) -> Result<Vec<Whereabouts>, CustodyError> {
         match target {
-            Target::DocumentId(id) => Ok(vec![self.where_is_document(id).await?]),
-            Target::BoxId(id) => Ok(vec![self.where_is_box(id).await?]),
-            Target::CaseId(case) => {
+            WhereTarget::Document(id) => Ok(vec![self.where_is_document(id).await?]),
+            WhereTarget::Box(id) => Ok(vec![self.where_is_box(id).await?]),
+            WhereTarget::Case(case) => {
                 let docs: Vec<String> = sqlx::query_scalar(
                     "SELECT document_id FROM custody_documents WHERE case_id = $1 ORDER BY document_id",
                 )
@@ -801,17 +793,15 @@ impl Store {
             .iter()
             .filter(|s| !s.retracted)
             .max_by_key(|s| (s.recorded.scan.scanned_unix_ms, s.recorded.scan.scan_id.clone()));
-        let mut location = pb::Location {
-            object_kind: "document".into(),
-            object_id: id.to_owned(),
+        let mut location = Location {
             case_id: case_id.clone().unwrap_or_default(),
-            ..Default::default()
+            ..Location::unknown(ObjectKind::Document, id)
         };
         if let Some(latest) = latest {
             let scan = &latest.recorded.scan;
-            match (step_of(scan), trips.get(&scan.trip_id)) {
-                (CustodyStep::Pack, Some(trip))
-                    if trip.state == "unpacked" && !trip.unpacked.iter().any(|d| d == id) =>
+            match (scan.step, trips.get(&scan.trip_id)) {
+                (Step::Pack, Some(trip))
+                    if trip.state == TripState::Unpacked && !trip.unpacked.iter().any(|d| d == id) =>
                 {
                     location.place = format!("missing: not found when box {} was unpacked", trip.box_id);
                     location.container = trip.box_id.clone();
@@ -819,7 +809,7 @@ impl Store {
                     location.custodian = trip.custody.custodian.clone();
                     location.since_unix_ms = trip.custody.since_ms;
                 }
-                (CustodyStep::Pack, Some(trip)) => {
+                (Step::Pack, Some(trip)) => {
                     location.container = trip.box_id.clone();
                     location.trip_id = trip.trip_id.clone();
                     location.custodian = trip.custody.custodian.clone();
@@ -828,7 +818,7 @@ impl Store {
                     location.since_unix_ms = trip.custody.since_ms.max(scan.scanned_unix_ms);
                     location.verified = trip.custody.scan_id == scan.scan_id;
                 }
-                (CustodyStep::Unpack, Some(trip)) => {
+                (Step::Unpack, Some(trip)) => {
                     location.custodian = trip.custody.custodian.clone();
                     location.place = trip.custody.place.clone();
                     location.since_unix_ms = scan.scanned_unix_ms;
@@ -877,24 +867,15 @@ impl Store {
         &self,
         box_id: &str,
         trip_id: Option<&str>,
-    ) -> Result<(Vec<pb::CustodyLink>, Vec<pb::TripSummary>), CustodyError> {
+    ) -> Result<(Vec<CustodyLink>, Vec<TripView>), CustodyError> {
         let (scans, folded) = self.box_scans_and_trips(box_id).await?;
         let whereabouts = box_whereabouts(box_id, &scans, &folded);
-        let mut trips: Vec<pb::TripSummary> = folded
+        let mut trips: Vec<TripView> = folded
             .values()
             .filter(|t| trip_id.is_none_or(|wanted| wanted == t.trip_id))
-            .map(|t| pb::TripSummary {
-                trip_id: t.trip_id.clone(),
-                box_id: t.box_id.clone(),
-                origin: t.origin.clone(),
-                destination: t.destination.clone(),
-                seal_number: t.seal_number.clone(),
-                state: t.state.to_owned(),
-                manifest: t.manifest.clone(),
-                packed_unix_ms: t.packed_ms,
-            })
+            .cloned()
             .collect();
-        trips.sort_by_key(|t| t.packed_unix_ms);
+        trips.sort_by_key(|t| t.packed_ms);
         let links = whereabouts
             .chain
             .into_iter()
@@ -914,19 +895,21 @@ impl Store {
         let now = self.now_ms();
         let mut found: BTreeMap<String, Anomaly> = BTreeMap::new();
         let mut add =
-            |key: String, kind: &str, detail: String, at: i64, township: &str, ids: (&str, &str, &str, &str)| {
+            |key: String, kind: AnomalyKind, detail: String, at: i64, township: &str, ids: (&str, &str, &str, &str)| {
                 found.entry(key.clone()).or_insert_with(|| Anomaly {
-                    anomaly_key: key,
-                    kind: kind.to_owned(),
-                    state: AnomalyState::Open as i32,
+                    key,
+                    kind,
+                    state: AnomalyState::Open,
                     detail,
                     box_id: ids.0.to_owned(),
                     trip_id: ids.1.to_owned(),
                     document_id: ids.2.to_owned(),
                     township: township.to_owned(),
                     detected_unix_ms: at,
+                    explanation: String::new(),
+                    close_reason: String::new(),
+                    noted_by: String::new(),
                     scan_id: ids.3.to_owned(),
-                    ..Default::default()
                 });
             };
         // Recent trips, each judged on its own, then what spans trips.
@@ -984,7 +967,7 @@ impl Store {
                 if !registered_docs.contains(doc) {
                     add(
                         format!("unknown_id/document/{doc}"),
-                        "unknown_id",
+                        AnomalyKind::UnknownId,
                         format!(
                             "document {doc} was packed in box {} for trip {} but was never registered",
                             t.box_id, t.trip_id
@@ -997,14 +980,16 @@ impl Store {
             }
         }
         // A box packed, or a document packed, while still on a trip that has not ended.
-        let ended_at =
-            |t: &TripView| -> Option<i64> { matches!(t.state, "unpacked" | "voided").then_some(t.custody.since_ms) };
+        let ended_at = |t: &TripView| -> Option<i64> { t.state.ended().then_some(t.custody.since_ms) };
         for (later, tw) in &trips {
-            if later.state.is_empty() {
+            if later.state == TripState::NotPacked {
                 continue;
             }
             for (earlier, _) in &trips {
-                if earlier.trip_id == later.trip_id || earlier.packed_ms > later.packed_ms || earlier.state.is_empty() {
+                if earlier.trip_id == later.trip_id
+                    || earlier.packed_ms > later.packed_ms
+                    || earlier.state == TripState::NotPacked
+                {
                     continue;
                 }
                 if earlier.packed_ms == later.packed_ms && earlier.trip_id > later.trip_id {
@@ -1017,7 +1002,7 @@ impl Store {
                 if earlier.box_id == later.box_id {
                     add(
                         format!("packed_not_empty/trip/{}", later.trip_id),
-                        "packed_not_empty",
+                        AnomalyKind::PackedNotEmpty,
                         format!(
                             "box {} was packed for trip {} while still on trip {}, which was never unpacked",
                             later.box_id, later.trip_id, earlier.trip_id
@@ -1030,7 +1015,7 @@ impl Store {
                 for doc in later.manifest.iter().filter(|d| earlier.manifest.contains(d)) {
                     add(
                         format!("document_in_two_containers/{doc}/{}", later.trip_id),
-                        "document_in_two_containers",
+                        AnomalyKind::DocumentInTwoContainers,
                         format!(
                             "document {doc} was packed in box {} (trip {}) while still in box {} (trip {})",
                             later.box_id, later.trip_id, earlier.box_id, earlier.trip_id
@@ -1085,7 +1070,7 @@ impl Store {
                      AND p.step = $1 WHERE s.device_id = $2 AND s.trip_id <> '' \
                      ORDER BY CASE WHEN s.device_seq > $3 THEN s.device_seq ELSE $4 - s.device_seq END LIMIT 1",
                 )
-                .bind(CustodyStep::Pack as i64)
+                .bind(i64::from(Step::Pack.to_wire()))
                 .bind(device.clone())
                 .bind(to)
                 .bind(i64::MAX / 2)
@@ -1094,7 +1079,7 @@ impl Store {
                 let tw = packed_for.unwrap_or_else(|| own.clone());
                 add(
                     format!("device_sequence_gap/{device}/{from}"),
-                    "device_sequence_gap",
+                    AnomalyKind::DeviceSequenceGap,
                     format!(
                         "device {device} has not delivered scans {from}–{to}: they were lost or are still on the device"
                     ),
@@ -1113,7 +1098,7 @@ impl Store {
         for (scan_id, _device, _seq, tw, recorded_at, at, detail) in conflicts {
             add(
                 format!("conflicting_duplicate/scan/{scan_id}"),
-                "conflicting_duplicate",
+                AnomalyKind::ConflictingDuplicate,
                 format!("scan {scan_id} (recorded at {recorded_at}): {detail}"),
                 at,
                 &tw,
@@ -1129,7 +1114,7 @@ impl Store {
         for (device, seq, tw, at) in doubled {
             add(
                 format!("conflicting_duplicate/device/{device}/{seq}"),
-                "conflicting_duplicate",
+                AnomalyKind::ConflictingDuplicate,
                 format!("device {device} numbered two different scans {seq}"),
                 at,
                 &tw,
@@ -1144,9 +1129,12 @@ impl Store {
         .await?;
         for (key, state, text, by) in notes {
             if let Some(a) = found.get_mut(&key) {
-                a.state = state as i32;
+                a.state = i32::try_from(state)
+                    .ok()
+                    .and_then(|s| AnomalyState::from_wire(s, "state").ok().flatten())
+                    .ok_or_else(|| StoreError::Corrupt(format!("anomaly note on {key}: state {state}")))?;
                 a.noted_by = by;
-                if state == AnomalyState::Closed as i64 {
+                if a.state == AnomalyState::Closed {
                     a.close_reason = text;
                 } else {
                     a.explanation = text;
@@ -1157,7 +1145,7 @@ impl Store {
             .into_values()
             .filter(|a| township.is_none_or(|t| a.township == t.as_str()))
             .collect();
-        out.sort_by(|a, b| (a.detected_unix_ms, &a.anomaly_key).cmp(&(b.detected_unix_ms, &b.anomaly_key)));
+        out.sort_by(|a, b| (a.detected_unix_ms, &a.key).cmp(&(b.detected_unix_ms, &b.key)));
         Ok(out)
     }
 
@@ -1168,7 +1156,7 @@ impl Store {
             "SELECT document_id FROM custody_documents WHERE case_id = $1 AND kind = $2 ORDER BY document_id",
         )
         .bind(case_id.to_owned())
-        .bind(pb::DocumentKind::Original as i64)
+        .bind(i64::from(DocumentKind::to_wire(Some(DocumentKind::Original))))
         .fetch_all(self.pool())
         .await?;
         let mut elsewhere = Vec::new();
@@ -1198,7 +1186,7 @@ impl Store {
         &self,
         box_id: Option<&str>,
         case_id: Option<&str>,
-    ) -> Result<Vec<(pb::Scan, String, i64, bool)>, StoreError> {
+    ) -> Result<Vec<(Scan, String, i64, bool)>, StoreError> {
         let rows = match (box_id, case_id) {
             (Some(b), _) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1261,7 +1249,7 @@ fn township_end(origin: &str, destination: &str) -> Option<NodeId> {
 /// Where a box is, from its scans and its trips folded: the trip packed last (by event time)
 /// says where it is now.
 fn box_whereabouts(id: &str, scans: &[StoredScan], trips: &BTreeMap<String, TripView>) -> Whereabouts {
-    let mut chain: Vec<pb::CustodyLink> = scans
+    let mut chain: Vec<CustodyLink> = scans
         .iter()
         .map(|s| {
             let after = trips
@@ -1272,11 +1260,7 @@ fn box_whereabouts(id: &str, scans: &[StoredScan], trips: &BTreeMap<String, Trip
         })
         .collect();
     chain.sort_by(event_order);
-    let mut location = pb::Location {
-        object_kind: "box".into(),
-        object_id: id.to_owned(),
-        ..Default::default()
-    };
+    let mut location = Location::unknown(ObjectKind::Box, id);
     // The trip packed last (by event time) is where the box is now.
     let current = trips.values().max_by_key(|t| (t.packed_ms, t.trip_id.clone()));
     match current {

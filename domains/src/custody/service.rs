@@ -4,16 +4,17 @@
 //! Who may call what: couriers and operators upload (a courier only their own scans); every
 //! operator at this node or above it reads; only an operator of this very node explains or
 //! closes an anomaly. Handlers hold no SQL and no custody rules: they check the caller, convert
-//! and call the store ([`crate::store`], `store/custody.rs`).
+//! at the edge ([`crate::custody::wire`]) and call the store ([`super::projection`]).
 
 use std::sync::Arc;
 
-use tongban_proto::v1::{self as pb, custody_server, scan_outcome};
+use tongban_proto::v1::{self as pb, custody_server};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::access::{caller, status};
-use crate::custody::epcis;
+use crate::custody::model::{AnomalyKind, AnomalyState, Scan};
+use crate::custody::{epcis, wire};
 use crate::ids::NodeId;
 use crate::store::{MAX_SCANS_PER_UPLOAD, ScanResult, Store};
 
@@ -47,51 +48,33 @@ impl custody_server::Custody for CustodyApi {
                 scans.len()
             )));
         }
-        let outcomes = self.store.record_scans(scans, &uploader).await.map_err(status)?;
-        let mut reply = pb::UploadScansResponse::default();
-        for (scan_id, result) in outcomes {
-            let (result, message) = match result {
-                ScanResult::Recorded => {
-                    reply.recorded += 1;
-                    (scan_outcome::Result::Recorded, String::new())
-                }
-                ScanResult::Conflicting(message) => {
-                    reply.recorded += 1;
-                    (scan_outcome::Result::Recorded, message)
-                }
-                ScanResult::Duplicate => {
-                    reply.duplicates += 1;
-                    (scan_outcome::Result::Duplicate, "already recorded".to_owned())
-                }
-                ScanResult::Refused(reason) => {
-                    reply.refused += 1;
-                    (scan_outcome::Result::Refused, reason)
-                }
-            };
-            reply.outcomes.push(pb::ScanOutcome {
-                scan_id,
-                result: result as i32,
-                message,
-            });
+        // A scan the domain cannot represent (an unknown step, say) is refused on its own, like
+        // any malformed scan; the others are recorded. Outcomes keep the upload's order.
+        let mut valid: Vec<Scan> = Vec::with_capacity(scans.len());
+        let mut undecodable: Vec<(usize, String, String)> = Vec::new();
+        for (position, scan) in scans.into_iter().enumerate() {
+            let scan_id = scan.scan_id.clone();
+            match Scan::try_from(scan) {
+                Ok(scan) => valid.push(scan),
+                Err(e) => undecodable.push((position, scan_id, e.to_string())),
+            }
         }
+        let mut outcomes = self.store.record_scans(valid, &uploader).await.map_err(status)?;
+        // Ascending positions: each insertion lands where that scan stood in the upload.
+        for (position, scan_id, reason) in undecodable {
+            outcomes.insert(position, (scan_id, ScanResult::Refused(reason)));
+        }
+        let reply = wire::upload_reply(outcomes);
         tracing::info!(recorded = reply.recorded, duplicates = reply.duplicates, refused = reply.refused, by = %uploader, "scans uploaded");
         Ok(Response::new(reply))
     }
 
     async fn where_is(&self, request: Request<pb::WhereIsRequest>) -> Result<Response<pb::WhereIsResponse>, Status> {
-        let target = request
-            .into_inner()
-            .target
-            .ok_or_else(|| Status::invalid_argument("say what to look for: a document_id, a box_id or a case_id"))?;
+        let target = wire::where_target_from_wire(request.into_inner().target)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let found = self.store.where_is(&target).await.map_err(status)?;
         Ok(Response::new(pb::WhereIsResponse {
-            objects: found
-                .into_iter()
-                .map(|w| pb::ObjectWhereabouts {
-                    location: Some(w.location),
-                    chain: w.chain,
-                })
-                .collect(),
+            objects: found.iter().map(pb::ObjectWhereabouts::from).collect(),
         }))
     }
 
@@ -105,7 +88,10 @@ impl custody_server::Custody for CustodyApi {
         }
         let trip = Some(req.trip_id.trim()).filter(|t| !t.is_empty());
         let (scans, trips) = self.store.box_history(req.box_id.trim(), trip).await.map_err(status)?;
-        Ok(Response::new(pb::BoxHistoryResponse { scans, trips }))
+        Ok(Response::new(pb::BoxHistoryResponse {
+            scans: scans.iter().map(pb::CustodyLink::from).collect(),
+            trips: trips.iter().map(wire::trip_summary).collect(),
+        }))
     }
 
     async fn list_anomalies(
@@ -117,20 +103,24 @@ impl custody_server::Custody for CustodyApi {
             "" => None,
             t => Some(NodeId::new(t).map_err(|e| Status::invalid_argument(format!("township: {e}")))?),
         };
-        let state = pb::AnomalyState::try_from(req.state)
-            .map_err(|_| Status::invalid_argument(format!("state: {} is not an anomaly state", req.state)))?;
-        let kind = req.kind.trim();
+        let state = AnomalyState::from_wire(req.state, "state").map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Any kind when empty; a name no kind has matches nothing.
+        let kind = match req.kind.trim() {
+            "" => None,
+            name => Some(name.parse::<AnomalyKind>().ok()),
+        };
         let anomalies = self
             .store
             .anomalies(township.as_ref())
             .await
             .map_err(status)?
-            .into_iter()
+            .iter()
             .filter(|a| match state {
-                pb::AnomalyState::Unspecified => a.state != pb::AnomalyState::Closed as i32,
-                s => a.state == s as i32,
+                None => a.state != AnomalyState::Closed,
+                Some(s) => a.state == s,
             })
-            .filter(|a| kind.is_empty() || a.kind == kind)
+            .filter(|a| kind.is_none_or(|wanted| wanted == Some(a.kind)))
+            .map(pb::Anomaly::from)
             .collect();
         Ok(Response::new(pb::ListAnomaliesResponse { anomalies }))
     }
@@ -139,14 +129,16 @@ impl custody_server::Custody for CustodyApi {
         let _here = self.store.node().clone();
         let principal = caller(&request)?;
         let req = request.into_inner();
-        let to = pb::AnomalyState::try_from(req.to_state)
-            .map_err(|_| Status::invalid_argument(format!("to_state: {} is not an anomaly state", req.to_state)))?;
+        let to = AnomalyState::from_wire(req.to_state, "to_state")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            // Unspecified moves nowhere: the store refuses it, with the sentence it gives OPEN.
+            .unwrap_or(AnomalyState::Open);
         let anomaly = self
             .store
             .note_anomaly(req.anomaly_key.trim(), to, &req.text, &principal)
             .await
             .map_err(status)?;
-        Ok(Response::new(anomaly))
+        Ok(Response::new((&anomaly).into()))
     }
 
     async fn export_epcis(

@@ -6,7 +6,7 @@
 //! place in the history instead of being appended. Retracted scans (voided or corrected by an
 //! error declaration) are left out by the caller.
 
-use tongban_proto::v1::{CustodyStep, Scan};
+use super::model::{AnomalyKind, Scan, Step, TripState};
 
 use crate::ids::NodeId;
 use crate::pki::Principal;
@@ -41,7 +41,7 @@ impl Default for CustodyLimits {
 pub struct Finding {
     /// Stable across nodes: `<kind>/<subject>`.
     pub key: String,
-    pub kind: &'static str,
+    pub kind: AnomalyKind,
     pub detail: String,
     pub scan_id: String,
     pub document_id: String,
@@ -78,8 +78,7 @@ pub struct TripView {
     pub origin: String,
     pub destination: String,
     pub seal_number: String,
-    /// "packed", "sealed", "released", "in_transit", "arrived", "received", "unpacked", "voided".
-    pub state: &'static str,
+    pub state: TripState,
     pub manifest: Vec<String>,
     pub unpacked: Vec<String>,
     pub packed_ms: i64,
@@ -92,7 +91,10 @@ pub struct TripView {
 impl TripView {
     /// Whether the box is still on this trip (packed and neither unpacked nor voided).
     pub fn open(&self) -> bool {
-        !matches!(self.state, "unpacked" | "voided" | "")
+        !matches!(
+            self.state,
+            TripState::Unpacked | TripState::Voided | TripState::NotPacked
+        )
     }
 }
 
@@ -109,16 +111,16 @@ fn is_courier(principal: &str) -> bool {
 
 /// The order steps of a trip happen in; a scan earlier in time than a scan of an earlier step
 /// is an impossible time.
-fn stage(step: CustodyStep) -> u8 {
+fn stage(step: Step) -> u8 {
     match step {
-        CustodyStep::Pack => 1,
-        CustodyStep::Seal => 2,
-        CustodyStep::ReleaseToCourier => 3,
-        CustodyStep::CourierAccept => 4,
-        CustodyStep::EnRoute => 5,
-        CustodyStep::ReleaseAtDestination => 6,
-        CustodyStep::DestinationAccept => 7,
-        CustodyStep::Unpack => 8,
+        Step::Pack => 1,
+        Step::Seal => 2,
+        Step::ReleaseToCourier => 3,
+        Step::CourierAccept => 4,
+        Step::EnRoute => 5,
+        Step::ReleaseAtDestination => 6,
+        Step::DestinationAccept => 7,
+        Step::Unpack => 8,
         _ => 0,
     }
 }
@@ -139,7 +141,7 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
         ..Default::default()
     };
     let find =
-        |findings: &mut Vec<Finding>, kind: &'static str, subject: String, detail: String, scan: &Scan, doc: &str| {
+        |findings: &mut Vec<Finding>, kind: AnomalyKind, subject: String, detail: String, scan: &Scan, doc: &str| {
             let key = format!("{kind}/{subject}");
             if findings.iter().all(|f| f.key != key) {
                 findings.push(Finding {
@@ -157,12 +159,12 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
     let mut arrived_at = None;
     for recorded in &sorted {
         let s = &recorded.scan;
-        let step = CustodyStep::try_from(s.step).unwrap_or(CustodyStep::Unspecified);
+        let step = s.step;
         let when = s.scanned_unix_ms;
         if when > recorded.recorded_ms + limits.future_tolerance_ms {
             find(
                 &mut t.findings,
-                "impossible_time",
+                AnomalyKind::ImpossibleTime,
                 format!("scan/{}", s.scan_id),
                 format!(
                     "scan {} of trip {trip_id} is dated {} s after it was recorded at {}: the device clock is wrong",
@@ -179,40 +181,35 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
         // is the one named (a handheld whose clock is behind, or a scan recorded for the wrong
         // trip).
         if let Some(first) = sorted.iter().find(|o| {
-            let earlier_step = stage(CustodyStep::try_from(o.scan.step).unwrap_or(CustodyStep::Unspecified));
+            let earlier_step = stage(o.scan.step);
             earlier_step > 0 && earlier_step < st && o.scan.scanned_unix_ms > when
         }) {
             find(
                 &mut t.findings,
-                "impossible_time",
+                AnomalyKind::ImpossibleTime,
                 format!("scan/{}", s.scan_id),
                 format!(
                     "{} scan {} on trip {trip_id} is dated before the {} scan {} that must come first",
-                    step.as_str_name(),
+                    step.contract_name(),
                     s.scan_id,
-                    CustodyStep::try_from(first.scan.step)
-                        .unwrap_or(CustodyStep::Unspecified)
-                        .as_str_name(),
+                    first.scan.step.contract_name(),
                     first.scan.scan_id
                 ),
                 s,
                 "",
             );
         }
-        let courier_step = matches!(
-            step,
-            CustodyStep::CourierAccept | CustodyStep::EnRoute | CustodyStep::ReleaseAtDestination
-        );
+        let courier_step = step.is_courier_step();
         if courier_step != is_courier(&s.principal) && st > 0 {
             find(
                 &mut t.findings,
-                "scan_not_allowed",
+                AnomalyKind::ScanNotAllowed,
                 format!("scan/{}", s.scan_id),
                 format!(
                     "{} on trip {trip_id} was scanned by {}, who may not make that scan ({} scans are for {})",
-                    step.as_str_name(),
+                    step.contract_name(),
                     s.principal,
-                    step.as_str_name(),
+                    step.contract_name(),
                     if courier_step { "couriers" } else { "clerks" }
                 ),
                 s,
@@ -220,13 +217,13 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
             );
         }
         match step {
-            CustodyStep::Pack => {
+            Step::Pack => {
                 t.box_id = s.box_id.clone();
                 t.origin = s.origin.clone();
                 t.destination = s.destination.clone();
                 t.manifest = s.document_ids.clone();
                 t.packed_ms = when;
-                t.state = "packed";
+                t.state = TripState::Packed;
                 t.custody = Custody {
                     custodian: format!("node:{}", s.origin),
                     pending: String::new(),
@@ -235,18 +232,18 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                     scan_id: s.scan_id.clone(),
                 };
             }
-            CustodyStep::Seal => {
+            Step::Seal => {
                 t.seal_number = s.seal_number.clone();
-                t.state = "sealed";
+                t.state = TripState::Sealed;
                 sealed_at = Some(when);
             }
-            CustodyStep::ReleaseToCourier => {
-                t.state = "released";
+            Step::ReleaseToCourier => {
+                t.state = TripState::Released;
                 t.custody.pending = s.counterparty.clone();
                 released_at = Some((when, s.scan_id.clone()));
             }
-            CustodyStep::CourierAccept => {
-                t.state = "in_transit";
+            Step::CourierAccept => {
+                t.state = TripState::InTransit;
                 t.custody = Custody {
                     custodian: s.principal.clone(),
                     pending: String::new(),
@@ -256,20 +253,20 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 };
                 accepted_by_courier_at = Some(when);
             }
-            CustodyStep::EnRoute => {
+            Step::EnRoute => {
                 t.custody.place = if s.place.is_empty() {
                     "in transit".to_owned()
                 } else {
                     format!("in transit, last seen at {}", s.place)
                 };
             }
-            CustodyStep::ReleaseAtDestination => {
-                t.state = "arrived";
+            Step::ReleaseAtDestination => {
+                t.state = TripState::Arrived;
                 t.custody.pending = s.counterparty.clone();
                 arrived_at = Some((when, s.scan_id.clone()));
             }
-            CustodyStep::DestinationAccept => {
-                t.state = "received";
+            Step::DestinationAccept => {
+                t.state = TripState::Received;
                 let at = node_of(&s.principal).map(|n| n.to_string()).unwrap_or_default();
                 t.custody = Custody {
                     custodian: format!("node:{at}"),
@@ -281,7 +278,7 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 if !t.destination.is_empty() && at != t.destination {
                     find(
                         &mut t.findings,
-                        "misroute",
+                        AnomalyKind::Misroute,
                         format!("trip/{trip_id}"),
                         format!(
                             "box {} of trip {trip_id} was accepted at {at}, but it was sent to {}",
@@ -303,16 +300,23 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                             t.box_id, s.seal_number
                         )
                     };
-                    find(&mut t.findings, "seal_broken", format!("trip/{trip_id}"), detail, s, "");
+                    find(
+                        &mut t.findings,
+                        AnomalyKind::SealBroken,
+                        format!("trip/{trip_id}"),
+                        detail,
+                        s,
+                        "",
+                    );
                 }
             }
-            CustodyStep::Unpack => {
-                t.state = "unpacked";
+            Step::Unpack => {
+                t.state = TripState::Unpacked;
                 t.unpacked = s.document_ids.clone();
                 for missing in t.manifest.iter().filter(|d| !s.document_ids.contains(d)) {
                     find(
                         &mut t.findings,
-                        "manifest_shortage",
+                        AnomalyKind::ManifestShortage,
                         format!("trip/{trip_id}/{missing}"),
                         format!(
                             "document {missing} was packed in box {} for trip {trip_id} but not found at unpacking",
@@ -325,7 +329,7 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 for extra in s.document_ids.iter().filter(|d| !t.manifest.contains(d)) {
                     find(
                         &mut t.findings,
-                        "manifest_overage",
+                        AnomalyKind::ManifestOverage,
                         format!("trip/{trip_id}/{extra}"),
                         format!(
                             "document {extra} was found in box {} on trip {trip_id} but was not packed for it",
@@ -336,8 +340,8 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                     );
                 }
             }
-            CustodyStep::VoidDeparture => {
-                t.state = "voided";
+            Step::VoidDeparture => {
+                t.state = TripState::Voided;
                 t.custody = Custody {
                     custodian: format!("node:{}", t.origin),
                     pending: String::new(),
@@ -352,17 +356,15 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
     }
     // Scans for a trip nobody packed (here): an unknown trip id.
     if let Some(first) = sorted.first()
-        && !sorted.iter().any(|r| r.scan.step == CustodyStep::Pack as i32)
+        && !sorted.iter().any(|r| r.scan.step == Step::Pack)
     {
         find(
             &mut t.findings,
-            "unknown_id",
+            AnomalyKind::UnknownId,
             format!("trip/{trip_id}"),
             format!(
                 "{} scanned for trip {trip_id}, which was never packed (box {})",
-                CustodyStep::try_from(first.scan.step)
-                    .unwrap_or(CustodyStep::Unspecified)
-                    .as_str_name(),
+                first.scan.step.contract_name(),
                 first.scan.box_id
             ),
             &first.scan,
@@ -372,9 +374,9 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
     // Waiting too long, judged at `now_ms`.
     let waited = |since: i64, limit: i64| now_ms - since > limit;
     match t.state {
-        "sealed" if sealed_at.is_some_and(|at| waited(at, limits.pickup_ms)) => t.findings.push(Finding {
+        TripState::Sealed if sealed_at.is_some_and(|at| waited(at, limits.pickup_ms)) => t.findings.push(Finding {
             key: format!("sealed_not_picked_up/trip/{trip_id}"),
-            kind: "sealed_not_picked_up",
+            kind: AnomalyKind::SealedNotPickedUp,
             detail: format!(
                 "box {} was sealed for trip {trip_id} and has not been released to a courier",
                 t.box_id
@@ -382,13 +384,13 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
             scan_id: t.custody.scan_id.clone(),
             document_id: String::new(),
         }),
-        "released" => {
+        TripState::Released => {
             if let Some((at, scan)) = released_at.clone()
                 && waited(at, limits.handover_ms)
             {
                 t.findings.push(Finding {
                     key: format!("unacknowledged_handover/trip/{trip_id}/courier"),
-                    kind: "unacknowledged_handover",
+                    kind: AnomalyKind::UnacknowledgedHandover,
                     detail: format!(
                         "box {} of trip {trip_id} was released to {} and the courier has not accepted it",
                         t.box_id, t.custody.pending
@@ -398,10 +400,10 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 });
             }
         }
-        "in_transit" if accepted_by_courier_at.is_some_and(|at| waited(at, limits.transit_ms)) => {
+        TripState::InTransit if accepted_by_courier_at.is_some_and(|at| waited(at, limits.transit_ms)) => {
             t.findings.push(Finding {
                 key: format!("overdue_in_transit/trip/{trip_id}"),
-                kind: "overdue_in_transit",
+                kind: AnomalyKind::OverdueInTransit,
                 detail: format!(
                     "box {} of trip {trip_id} has been with courier {} longer than the route time to {}",
                     t.box_id, t.custody.custodian, t.destination
@@ -410,13 +412,13 @@ pub fn fold_trip(trip_id: &str, scans: &[RecordedScan], now_ms: i64, limits: &Cu
                 document_id: String::new(),
             })
         }
-        "arrived" => {
+        TripState::Arrived => {
             if let Some((at, scan)) = arrived_at.clone()
                 && waited(at, limits.handover_ms)
             {
                 t.findings.push(Finding {
                     key: format!("unacknowledged_handover/trip/{trip_id}/destination"),
-                    kind: "unacknowledged_handover",
+                    kind: AnomalyKind::UnacknowledgedHandover,
                     detail: format!(
                         "box {} of trip {trip_id} was released at {} to {} and nobody there has accepted it",
                         t.box_id, t.destination, t.custody.pending
@@ -439,15 +441,9 @@ mod tests {
     const HOUR: i64 = 3_600_000;
     const T0: i64 = 1_790_000_000_000;
 
-    fn scan(seq: u64, step: CustodyStep, at_h: i64, principal: &str) -> RecordedScan {
+    fn scan(seq: u64, step: Step, at_h: i64, principal: &str) -> RecordedScan {
         RecordedScan {
             scan: Scan {
-                scan_id: format!("s{seq}"),
-                device_id: "pda".into(),
-                device_seq: seq,
-                scanned_unix_ms: T0 + at_h * HOUR,
-                principal: principal.into(),
-                step: step as i32,
                 box_id: "B1".into(),
                 trip_id: "T1".into(),
                 origin: "441424".into(),
@@ -456,7 +452,7 @@ mod tests {
                 seal_number: "S-9".into(),
                 seal_intact: true,
                 counterparty: "courier:441424:pda".into(),
-                ..Default::default()
+                ..Scan::new(format!("s{seq}"), "pda", seq, T0 + at_h * HOUR, principal, step)
             },
             recorded_at: "441424".into(),
             recorded_ms: T0 + at_h * HOUR,
@@ -469,14 +465,14 @@ mod tests {
 
     fn normal_trip() -> Vec<RecordedScan> {
         vec![
-            scan(1, CustodyStep::Pack, 0, CLERK),
-            scan(2, CustodyStep::Seal, 0, CLERK),
-            scan(3, CustodyStep::ReleaseToCourier, 1, CLERK),
-            scan(4, CustodyStep::CourierAccept, 1, COURIER),
-            scan(5, CustodyStep::EnRoute, 2, COURIER),
-            scan(6, CustodyStep::ReleaseAtDestination, 3, COURIER),
-            scan(7, CustodyStep::DestinationAccept, 3, DEST),
-            scan(8, CustodyStep::Unpack, 4, DEST),
+            scan(1, Step::Pack, 0, CLERK),
+            scan(2, Step::Seal, 0, CLERK),
+            scan(3, Step::ReleaseToCourier, 1, CLERK),
+            scan(4, Step::CourierAccept, 1, COURIER),
+            scan(5, Step::EnRoute, 2, COURIER),
+            scan(6, Step::ReleaseAtDestination, 3, COURIER),
+            scan(7, Step::DestinationAccept, 3, DEST),
+            scan(8, Step::Unpack, 4, DEST),
         ]
     }
 
@@ -485,7 +481,7 @@ mod tests {
         let scans = normal_trip();
         let t = fold_trip("T1", &scans, T0 + 100 * HOUR, &CustodyLimits::default());
         assert_eq!(t.findings, vec![]);
-        assert_eq!(t.state, "unpacked");
+        assert_eq!(t.state, TripState::Unpacked);
         assert_eq!(t.custody.custodian, "node:441424100");
         // Released but not accepted: the sender still holds it, the courier is pending.
         let t = fold_trip("T1", &scans[..3], T0 + HOUR, &CustodyLimits::default());
@@ -510,7 +506,7 @@ mod tests {
         let limits = CustodyLimits::default();
         let kinds = |scans: &[RecordedScan], now_h: i64| {
             let t = fold_trip("T1", scans, T0 + now_h * HOUR, &limits);
-            t.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+            t.findings.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>()
         };
         let n = normal_trip();
         assert_eq!(kinds(&n[..2], 30), vec!["sealed_not_picked_up"]);
