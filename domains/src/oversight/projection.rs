@@ -4,8 +4,8 @@
 //! case summary that [`Store::oversight_summary`] computes.
 //!
 //! Register entries and rectification items are folded from case steps in the same transaction
-//! as the step ([`record_step`]), and a rectification is closed by a `RectificationResponse` event
-//! ([`fold_response`]); all of these travel along the case's path, so the node that keeps a seal,
+//! as the step (`record_step`), and a rectification is closed by a `RectificationResponse` event
+//! (`fold_response`); all of these travel along the case's path, so the node that keeps a seal,
 //! the township and the county hold the same rows without any extra replication.
 
 use std::collections::{BTreeMap, HashMap};
