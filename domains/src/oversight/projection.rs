@@ -696,7 +696,7 @@ impl Store {
                 .or_default()
                 .add_case(&view, rect);
         }
-        // Overdue is what the warnings say (store/supervision.rs), one count per case.
+        // Overdue is what the warnings say (case/supervision.rs), one count per case.
         let warnings = self
             .warnings(&WarningFilter {
                 min_level: None,

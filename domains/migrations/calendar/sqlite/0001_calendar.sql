@@ -2,7 +2,7 @@
 
 -- Every calendar the county published (CalendarPublished events), keyed by the county event's
 -- sequence number: the county authors them in order, so the highest one is the one in force.
--- `calendar` is tongban_core::calendar::WorkingCalendar as JSON.
+-- `calendar` is tongban_domains::calendar::WorkingCalendar as JSON.
 CREATE TABLE calendars (
     published_seq INTEGER PRIMARY KEY,
     name          TEXT    NOT NULL,

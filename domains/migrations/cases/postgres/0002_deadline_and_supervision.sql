@@ -6,7 +6,7 @@
 ALTER TABLE cases ADD COLUMN deadline TEXT;
 
 -- Supervision records (督办) opened at the county on red cases. County-local: only the county
--- opens, reads and closes them, so they are not events (see tongban-core/src/store/supervision.rs).
+-- opens, reads and closes them, so they are not events (see domains/src/case/supervision.rs).
 CREATE TABLE supervisions (
     id             BIGSERIAL PRIMARY KEY,
     case_id        TEXT    NOT NULL,

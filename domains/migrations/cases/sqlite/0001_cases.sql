@@ -1,7 +1,7 @@
 -- The case projection and the daily receipt numbers (SQLite).
 
 -- One row per case routed to this node (the node where it started and every ancestor). `view`
--- is the whole projection, tongban_core::case::CaseView as JSON; the other columns repeat what
+-- is the whole projection, tongban_domains::case::CaseView as JSON; the other columns repeat what
 -- the list filters and their indexes need.
 CREATE TABLE cases (
     case_id             TEXT PRIMARY KEY,

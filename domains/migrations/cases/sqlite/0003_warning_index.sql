@@ -2,7 +2,7 @@
 
 -- The item's name, for the list.
 ALTER TABLE cases ADD COLUMN item_name TEXT NOT NULL DEFAULT '';
--- tongban_core::warnings::CaseClock as JSON while any time-limit clock can still run (also
+-- tongban_domains::case::warnings::CaseClock as JSON while any time-limit clock can still run (also
 -- while paused); NULL once none can.
 ALTER TABLE cases ADD COLUMN clock TEXT;
 -- The first day ("YYYY-MM-DD") on which one of the case's running clocks is yellow or red, on

@@ -1,4 +1,4 @@
--- Material boxes and the custody of paper files (see tongban-core/src/store/custody.rs).
+-- Material boxes and the custody of paper files (see domains/src/custody/projection.rs).
 
 -- Every scan this node holds, once per scan id: the first copy recorded is kept, a later copy
 -- with other content is a conflict (custody_conflicts). Never updated: an error declaration is
