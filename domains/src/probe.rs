@@ -5,7 +5,7 @@
 use tongban_proto::v1::{EventKind, RouteClass};
 
 use crate::event::{CheckedEvent, EventError};
-use crate::store::{DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture};
+use crate::store::{FoldContext, FoldOutcome, Projection, ProjectionFuture};
 
 /// Probes exercise the log and the links only: this projection checks how they travel and
 /// folds them into nothing.
@@ -27,10 +27,6 @@ impl Projection for ProbeProjection {
             ));
         }
         Ok(())
-    }
-
-    fn load<'a>(&'a self, _pool: &'a sqlx::AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
     }
 
     fn fold<'a>(&'a self, _cx: &'a mut FoldContext<'_>, _event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {

@@ -64,51 +64,41 @@ pub fn policy_of(table: AccessTable, path: &str) -> Option<Policy> {
 
 /// Whether `principal` meets `policy` at node `here`; the refusal says who may.
 pub fn admit(policy: Policy, principal: &Principal, here: &NodeId) -> Result<(), Status> {
-    let operator_at_or_above = |place: &NodeId| place.contains(here.as_str());
-    let allowed = match (policy, principal) {
-        (Policy::AnyCertified, _) => true,
-        (Policy::OperatorAtOrAbove, Principal::Operator { place, .. }) => operator_at_or_above(place),
-        (Policy::OperatorHere, Principal::Operator { place, .. }) => place == here,
-        (Policy::CourierOrOperatorAtOrAbove, Principal::Courier { .. }) => true,
-        (Policy::CourierOrOperatorAtOrAbove, Principal::Operator { place, .. }) => operator_at_or_above(place),
-        (Policy::DirectChild, Principal::Node(id)) => id.parent().as_ref() == Some(here),
-        _ => false,
-    };
-    if allowed {
-        return Ok(());
-    }
-    // Who the caller is, in the words of the refusal.
-    let who = match principal {
+    let at_or_above = |place: &NodeId| place.contains(here.as_str());
+    // Who the caller is, in the words of a refusal under an operator's policy.
+    let who = || match principal {
         Principal::Operator { place, .. } => format!("{principal} (an operator of {place})"),
-        other if policy != Policy::DirectChild => format!("{other} is not an operator, and"),
-        other => other.to_string(),
+        other => format!("{other} is not an operator, and"),
     };
-    Err(Status::permission_denied(match policy {
-        Policy::AnyCertified => unreachable_refusal(),
-        Policy::OperatorAtOrAbove => format!(
-            "{who} may not call this at node {here}: it needs an operator certificate of {here} or of a node above it"
-        ),
-        Policy::OperatorHere => format!(
-            "{who} may not do this at node {here}: it is recorded where the operator works, so an operator of {here} must do it"
-        ),
-        Policy::CourierOrOperatorAtOrAbove => format!(
-            "{} may not upload scans at {here}: couriers, and operators of {here} or above it, may",
-            principal
-        ),
-        Policy::DirectChild => match principal {
-            Principal::Node(id) => format!(
-                "node {id} is not a direct child of {here}; a {} links to {}",
-                id.tier(),
-                id.parent().map(|p| p.to_string()).unwrap_or_else(|| "nobody".into())
-            ),
-            other => format!("{other} is not a node; only child nodes may open a sync link"),
-        },
-    }))
-}
-
-fn unreachable_refusal() -> String {
-    // AnyCertified admits every principal; kept total so the match above needs no panic.
-    "refused".to_owned()
+    let refusal = match (policy, principal) {
+        (Policy::AnyCertified, _) => None,
+        (Policy::OperatorAtOrAbove, Principal::Operator { place, .. }) if at_or_above(place) => None,
+        (Policy::OperatorAtOrAbove, _) => Some(format!(
+            "{} may not call this at node {here}: it needs an operator certificate of {here} or of a node above it",
+            who()
+        )),
+        (Policy::OperatorHere, Principal::Operator { place, .. }) if place == here => None,
+        (Policy::OperatorHere, _) => Some(format!(
+            "{} may not do this at node {here}: it is recorded where the operator works, so an operator of {here} must do it",
+            who()
+        )),
+        (Policy::CourierOrOperatorAtOrAbove, Principal::Courier { .. }) => None,
+        (Policy::CourierOrOperatorAtOrAbove, Principal::Operator { place, .. }) if at_or_above(place) => None,
+        (Policy::CourierOrOperatorAtOrAbove, _) => Some(format!(
+            "{principal} may not upload scans at {here}: couriers, and operators of {here} or above it, may"
+        )),
+        (Policy::DirectChild, Principal::Node(id)) if id.parent().as_ref() == Some(here) => None,
+        (Policy::DirectChild, Principal::Node(id)) => Some(format!(
+            "node {id} is not a direct child of {here}; a {} links to {}",
+            id.tier(),
+            id.parent().map(|p| p.to_string()).unwrap_or_else(|| "nobody".into())
+        )),
+        (Policy::DirectChild, other) => Some(format!("{other} is not a node; only child nodes may open a sync link")),
+    };
+    match refusal {
+        None => Ok(()),
+        Some(message) => Err(Status::permission_denied(message)),
+    }
 }
 
 /// The caller admitted by [`AccessLayer`], as the handler sees it.

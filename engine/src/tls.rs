@@ -6,7 +6,8 @@
 //!   validated contents ([`TlsMaterial`]), which build tonic's server and client TLS configs;
 //! - the names a client verifies: [`node_server_name`] (`<id>.node.tongban`) when it knows which
 //!   node it dials, [`GENERIC_NODE_NAME`] when it knows only an address;
-//! - reading the caller's identity in a handler ([`peer_principal`], pitfall 8);
+//! - reading the caller's identity from a TLS session ([`principal_of_certs`], used by the
+//!   access layer; [`peer_principal`] for a tonic request, pitfall 8);
 //! - turning transport failures into sentences an operator can act on
 //!   ([`explain_transport_error`], [`explain_status`], pitfall 7).
 //!

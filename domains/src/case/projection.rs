@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::calendar::WorkingCalendar;
@@ -37,7 +37,7 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// Why a case action did not happen. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -249,10 +249,6 @@ impl Projection for CaseProjection {
         })
     }
 
-    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
             let calendar = crate::calendar::projection::in_force(cx.states);
@@ -271,15 +267,15 @@ impl Projection for CaseProjection {
                 }
                 _ => Err("not a case event".to_owned()),
             };
-            Ok(match verdict {
-                Ok(()) => FoldOutcome::Applied,
-                Err(reason) => FoldOutcome::Refused(reason),
-            })
+            Ok(FoldOutcome::from(verdict))
         })
     }
 
     fn flush<'a>(&'a self, cx: &'a mut FoldContext<'_>) -> ProjectionFuture<'a, ()> {
         Box::pin(async move {
+            // The last step was for the projections folding the same event; it must not be
+            // carried (and cloned with the writer state) into the next request.
+            cx.states.put(LastStep(None));
             let calendar = crate::calendar::projection::in_force(cx.states);
             let thresholds = self.thresholds();
             flush_cases(

@@ -101,10 +101,9 @@ impl Projection for CatalogueProjection {
                 return Ok(FoldOutcome::refused("not a catalogue version"));
             };
             let head = cx.states.get_mut::<CatalogueHead>();
-            Ok(match fold_version(cx.tx, head, version, &event.event).await? {
-                Ok(()) => FoldOutcome::Applied,
-                Err(reason) => FoldOutcome::Refused(reason),
-            })
+            Ok(FoldOutcome::from(
+                fold_version(cx.tx, head, version, &event.event).await?,
+            ))
         })
     }
 }

@@ -97,26 +97,6 @@ named_enum! {
 }
 
 impl Step {
-    /// The step's name in the `tongban.v1` contract (`CUSTODY_STEP_COURIER_ACCEPT`): the EPCIS
-    /// export's `tongban:step` and the anomaly details print it, so it is the contract's own
-    /// spelling (checked against the contract in [`super::wire`]'s tests).
-    pub fn contract_name(self) -> &'static str {
-        match self {
-            Step::RegisterDocument => "CUSTODY_STEP_REGISTER_DOCUMENT",
-            Step::RegisterBox => "CUSTODY_STEP_REGISTER_BOX",
-            Step::Pack => "CUSTODY_STEP_PACK",
-            Step::Seal => "CUSTODY_STEP_SEAL",
-            Step::ReleaseToCourier => "CUSTODY_STEP_RELEASE_TO_COURIER",
-            Step::CourierAccept => "CUSTODY_STEP_COURIER_ACCEPT",
-            Step::EnRoute => "CUSTODY_STEP_EN_ROUTE",
-            Step::ReleaseAtDestination => "CUSTODY_STEP_RELEASE_AT_DESTINATION",
-            Step::DestinationAccept => "CUSTODY_STEP_DESTINATION_ACCEPT",
-            Step::Unpack => "CUSTODY_STEP_UNPACK",
-            Step::VoidDeparture => "CUSTODY_STEP_VOID_DEPARTURE",
-            Step::ErrorDeclaration => "CUSTODY_STEP_ERROR_DECLARATION",
-        }
-    }
-
     /// Whether the step is a courier's to scan (acceptance, en route, release at the
     /// destination); the other trip steps are clerks'.
     pub fn is_courier_step(self) -> bool {
@@ -483,7 +463,6 @@ mod tests {
             ]
         );
         assert_eq!(Step::CourierAccept.as_str(), "courier_accept");
-        assert_eq!(Step::CourierAccept.contract_name(), "CUSTODY_STEP_COURIER_ACCEPT");
         assert_eq!(DocumentKind::ResultCertificate.as_str(), "result_certificate");
         assert_eq!(
             "seal-broken".parse::<AnomalyKind>().unwrap_err().to_string(),

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 use tongban_proto::v1::{EventKind, RouteClass, event_body::Body};
 
 use crate::custody::epcis;
@@ -31,7 +31,7 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
 
 /// Scans per upload.
 pub const MAX_SCANS_PER_UPLOAD: usize = 5_000;
@@ -179,10 +179,6 @@ impl Projection for CustodyProjection {
         })
     }
 
-    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
             // Converted at the edge: a body the domain cannot represent is refused, saying why.
@@ -197,10 +193,7 @@ impl Projection for CustodyProjection {
                 },
                 _ => Err("not a custody record".to_owned()),
             };
-            Ok(match verdict {
-                Ok(()) => FoldOutcome::Applied,
-                Err(reason) => FoldOutcome::Refused(reason),
-            })
+            Ok(FoldOutcome::from(verdict))
         })
     }
 

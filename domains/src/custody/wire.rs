@@ -86,6 +86,12 @@ impl Step {
         })
     }
 
+    /// The step's name in the `tongban.v1` contract (`CUSTODY_STEP_COURIER_ACCEPT`), as the
+    /// EPCIS export's `tongban:step` and the anomaly details print it.
+    pub fn contract_name(self) -> &'static str {
+        self.to_pb().as_str_name()
+    }
+
     /// The contract's enum value.
     pub fn to_pb(self) -> pb::CustodyStep {
         use pb::CustodyStep as W;
@@ -533,7 +539,6 @@ mod tests {
             let wire = step.to_wire();
             assert!(numbers.insert(wire), "{step:?} shares number {wire}");
             assert_eq!(Step::from_wire(wire, "step").unwrap(), step);
-            assert_eq!(step.to_pb().as_str_name(), step.contract_name());
         }
         // Every step of the contract has a domain step.
         let contract: Vec<i32> = (1..64).filter(|v| pb::CustodyStep::try_from(*v).is_ok()).collect();

@@ -268,28 +268,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
     })?;
     let shutdown = CancellationToken::new();
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<SyncServer<SyncService>>().await;
-    health_reporter.set_serving::<NodeServer<OperatorApi>>().await;
-    health_reporter.set_serving::<CatalogueServer<OperatorApi>>().await;
-    health_reporter
-        .set_serving::<tongban_proto::v1::cases_server::CasesServer<crate::case::service::CasesApi>>()
-        .await;
-    health_reporter
-        .set_serving::<tongban_proto::v1::calendar_server::CalendarServer<crate::calendar::service::CalendarApi>>()
-        .await;
-    {
-        use crate::oversight::service::OversightApi;
-        use tongban_proto::v1::{
-            oversight_server::OversightServer, ratings_server::RatingsServer, seals_server::SealsServer,
-        };
-        health_reporter.set_serving::<SealsServer<OversightApi>>().await;
-        health_reporter.set_serving::<RatingsServer<OversightApi>>().await;
-        health_reporter.set_serving::<OversightServer<OversightApi>>().await;
-    }
-    health_reporter
-        .set_serving::<tongban_proto::v1::custody_server::CustodyServer<crate::custody::service::CustodyApi>>()
-        .await;
+    let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -331,24 +310,32 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(sync_service)
-        .add_service(crate::case::service::server(store.clone()))
-        .add_service(crate::calendar::service::server(store.clone()))
-        .add_service(crate::oversight::service::seals_server(store.clone()))
-        .add_service(crate::oversight::service::ratings_server(store.clone()))
-        .add_service(crate::oversight::service::oversight_server(store.clone()))
-        .add_service(crate::custody::service::server(store.clone()))
+        .add_service(serving(&health, sync_service).await)
+        .add_service(serving(&health, crate::case::service::server(store.clone())).await)
+        .add_service(serving(&health, crate::calendar::service::server(store.clone())).await)
+        .add_service(serving(&health, crate::oversight::service::seals_server(store.clone())).await)
+        .add_service(serving(&health, crate::oversight::service::ratings_server(store.clone())).await)
+        .add_service(serving(&health, crate::oversight::service::oversight_server(store.clone())).await)
+        .add_service(serving(&health, crate::custody::service::server(store.clone())).await)
         .add_service(
-            NodeServer::new(api.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip),
+            serving(
+                &health,
+                NodeServer::new(api.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Gzip),
+            )
+            .await,
         )
         .add_service(
-            CatalogueServer::new(api)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(crate::catalogue::service::MAX_IMPORT_BYTES + 1024 * 1024)
-                .max_encoding_message_size(MAX_FRAME_BYTES),
+            serving(
+                &health,
+                CatalogueServer::new(api)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(crate::catalogue::service::MAX_IMPORT_BYTES + 1024 * 1024)
+                    .max_encoding_message_size(MAX_FRAME_BYTES),
+            )
+            .await,
         );
     // TCP_NODELAY on every accepted socket: a reply written in several pieces otherwise waits
     // out the client's delayed ACK (~40 ms per RPC). The builder's own setting only applies to
@@ -390,6 +377,13 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         server,
         parent_link,
     })
+}
+
+/// `service`, reported SERVING by health under its gRPC name. Mounting goes through here, so
+/// no service a node serves can be missing from health.
+async fn serving<S: tonic::server::NamedService>(health: &tonic_health::server::HealthReporter, service: S) -> S {
+    health.set_serving::<S>().await;
+    service
 }
 
 /// Runs `task` every time its interval has passed, until shutdown. A failed run is logged and

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::calendar::shanghai_date;
@@ -22,9 +22,7 @@ use crate::catalogue::SealType;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::NodeId;
 use crate::pki::Principal;
-use crate::store::{
-    Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter,
-};
+use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter};
 
 /// Days after issue without a rating before the node records the default rating.
 pub const DEFAULT_RATING_DAYS: i64 = 7;
@@ -71,10 +69,6 @@ impl Projection for OversightProjection {
         })
     }
 
-    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
             match &event.body {
@@ -86,10 +80,7 @@ impl Projection for OversightProjection {
                     record_step(cx.tx, event, &step.view, &step.transition, &calendar.calendar).await?;
                     Ok(FoldOutcome::Applied)
                 }
-                Body::RectificationResponse(body) => Ok(match fold_response(cx.tx, event, body).await? {
-                    Ok(()) => FoldOutcome::Applied,
-                    Err(reason) => FoldOutcome::Refused(reason),
-                }),
+                Body::RectificationResponse(body) => Ok(FoldOutcome::from(fold_response(cx.tx, event, body).await?)),
                 _ => Ok(FoldOutcome::refused("not an oversight event")),
             }
         })

@@ -153,7 +153,7 @@ pub struct EventLog {
     pool: AnyPool,
     backend: Backend,
     node: NodeId,
-    clock: Hlc,
+    hlc: Hlc,
     // The domains' projections, folded in registration order.
     projections: Projections,
     // The single writer; see the module comment for why writes are serialised.
@@ -267,7 +267,7 @@ impl EventLog {
             pool,
             backend,
             node: node.clone(),
-            clock: Hlc::new(),
+            hlc: Hlc::new(),
             projections,
             writer: Mutex::new(WriterState {
                 next_local_seq: last_local + 1,
@@ -281,7 +281,7 @@ impl EventLog {
         let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
             .fetch_one(&store.pool)
             .await?;
-        store.clock.observe(max_hlc.unwrap_or(0) as u64, store.wall_ms());
+        store.hlc.observe(max_hlc.unwrap_or(0) as u64, store.wall_ms());
         let store = Arc::new(store);
         tokio::spawn(author_in_groups(Arc::downgrade(&store), author_requests));
         Ok(store)
@@ -293,7 +293,7 @@ impl EventLog {
 
     /// A new HLC timestamp on this node's clock.
     pub fn hlc_now(&self) -> u64 {
-        self.clock.now(self.wall_ms())
+        self.hlc.now(self.wall_ms())
     }
 
     /// Now on this node's clock, in milliseconds since the Unix epoch.
@@ -391,7 +391,7 @@ impl EventLog {
     }
 
     /// Commits `first` and every request queued behind it once the writer is free, as one
-    /// group (see [`Store::author`]), and answers each. The queue is drained only after the
+    /// group (see [`EventLog::author`]), and answers each. The queue is drained only after the
     /// writer is taken, so requests that piled up during a peer's batch all ride the next commit.
     ///
     /// Optimistic: the group is first folded without savepoints (two statements less per
@@ -528,7 +528,6 @@ impl EventLog {
         let mut cx = FoldContext {
             tx,
             backend: self.backend,
-            node: &self.node,
             states: &mut state.domains,
         };
         for projection in self.projections.all() {
@@ -541,14 +540,16 @@ impl EventLog {
     /// domain that folds its kind. A kind no domain folds is refused.
     fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
         event::check_authorship(event)?;
-        if !self.projections.knows(event.event.kind) {
+        let mut folded_by = 0;
+        for projection in self.projections.folding(event.event.kind) {
+            projection.check_authorship(event)?;
+            folded_by += 1;
+        }
+        if folded_by == 0 {
             return Err(EventError::Rule(format!(
                 "no domain here folds events of kind {}",
                 event.kind().as_str_name()
             )));
-        }
-        for projection in self.projections.folding(event.event.kind) {
-            projection.check_authorship(event)?;
         }
         Ok(())
     }
@@ -618,7 +619,7 @@ impl EventLog {
                     continue;
                 }
             };
-            self.clock.observe(checked.event.hlc, self.wall_ms());
+            self.hlc.observe(checked.event.hlc, self.wall_ms());
             seen_in_batch.insert(key, checked.event.content_hash.clone());
             let routing = event::route(&self.node, Some(peer), checked.route_class(), &checked.route_key);
             staged.push(StagedEvent {
@@ -656,7 +657,6 @@ impl EventLog {
         let mut cx = FoldContext {
             tx,
             backend: self.backend,
-            node: &self.node,
             states: &mut state.domains,
         };
         for projection in self.projections.folding(event.event.kind) {
@@ -671,11 +671,6 @@ impl EventLog {
     /// writer so it matches what is committed.
     pub async fn domain_state<T: DomainState + Clone>(&self) -> Option<T> {
         self.writer.lock().await.domains.get::<T>().cloned()
-    }
-
-    /// Replaces the writer's state of type `T` (a domain setting that folds depend on).
-    pub async fn set_domain_state<T: DomainState + Clone>(&self, value: T) {
-        self.writer.lock().await.domains.put(value);
     }
 
     /// Up to `limit` events routed to `peer` with local_seq after `after`, in local_seq order,

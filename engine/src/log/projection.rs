@@ -24,7 +24,6 @@ use tongban_proto::v1::EventKind;
 
 use super::{Backend, StoreError};
 use crate::event::{CheckedEvent, EventError};
-use crate::ids::NodeId;
 
 /// What folding one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,16 +42,25 @@ impl FoldOutcome {
     }
 }
 
+/// A domain rule's verdict (`Err` carries the reason) as a fold's outcome.
+impl From<Result<(), String>> for FoldOutcome {
+    fn from(verdict: Result<(), String>) -> Self {
+        match verdict {
+            Ok(()) => FoldOutcome::Applied,
+            Err(reason) => FoldOutcome::Refused(reason),
+        }
+    }
+}
+
 /// The future a projection returns: boxed, so projections are objects the engine can hold in a
 /// list (`async fn` in a trait object is not yet possible).
 pub type ProjectionFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// What a projection sees while folding: the writer's open transaction, the node, and the
-/// domains' writer states.
+/// What a projection sees while folding: the writer's open transaction and the domains' writer
+/// states.
 pub struct FoldContext<'a> {
     pub tx: &'a mut Transaction<'static, Any>,
     pub backend: Backend,
-    pub node: &'a NodeId,
     pub states: &'a mut DomainStates,
 }
 
@@ -77,8 +85,11 @@ pub trait Projection: Send + Sync + 'static {
         None
     }
 
-    /// Loads the projection's writer state from its tables when the store opens.
-    fn load<'a>(&'a self, pool: &'a AnyPool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()>;
+    /// Loads the projection's writer state from its tables when the store opens. Projections
+    /// that keep none between transactions have nothing to do here.
+    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Folds one event inside the writer's transaction.
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome>;
@@ -122,11 +133,6 @@ impl Projections {
             .into_iter()
             .flatten()
             .filter_map(|index| self.all.get(*index))
-    }
-
-    /// Whether some projection folds `kind`.
-    pub fn knows(&self, kind: i32) -> bool {
-        self.by_kind.contains_key(&kind)
     }
 }
 
