@@ -1,7 +1,7 @@
 //! The tier crates by tier: a node is started through its own tier's crate, as its binary is.
 
 use tongban_domains::ids::Tier;
-use tongban_domains::node::{NodeError, NodeHandle, NodeSpec, TierPlan};
+use tongban_domains::node::{self, NodeError, NodeHandle, NodeSpec, TierPlan};
 
 /// The plan of `tier`, from its tier crate.
 pub fn plan(tier: Tier) -> TierPlan {
@@ -12,11 +12,8 @@ pub fn plan(tier: Tier) -> TierPlan {
     }
 }
 
-/// Starts the node of `spec` through its tier crate.
+/// Starts the node of `spec` on its tier crate's plan, as that crate's `start` does.
 pub async fn start(spec: NodeSpec) -> Result<NodeHandle, NodeError> {
-    match spec.node_id.tier() {
-        Tier::County => county_node::start(spec).await,
-        Tier::Township => township_node::start(spec).await,
-        Tier::Village => village_node::start(spec).await,
-    }
+    let plan = plan(spec.node_id.tier());
+    node::start(spec, plan).await
 }

@@ -34,18 +34,22 @@ use act::Action as A;
 const AUTHORISED: &str = "T-ALL";
 
 /// A county, township 1 and its first village, linked, holding the test catalogue.
-async fn three_tiers(dir: &std::path::Path) -> Cluster {
+/// The county, one township and one village on one manual clock standing at 09:00 on a Monday
+/// of 2026 (whatever today is), with the sample catalogue.
+async fn three_tiers(dir: &std::path::Path) -> (Cluster, Arc<ManualClock>) {
     let ids = vec![id(COUNTY), id(T1), id(T1_VILLAGES[0])];
     let sync = SyncConfig {
         max_backoff_secs: 1,
         ..SyncConfig::default()
     };
     let mut cluster = tree::cluster(dir, &ids, Vec::new(), sync).await;
+    let clock = Arc::new(ManualClock::new(chrono::NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()));
+    cluster.set_clock(clock.clone());
     tree::start_linked(&mut cluster).await;
     let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &small_catalogue(), "seals").await;
     assert_eq!(imported.version, 1);
     wait_catalogue(&cluster, &ids, 1).await;
-    cluster
+    (cluster, clock)
 }
 
 async fn channel(cluster: &Cluster, place: &str) -> Channel {
@@ -141,7 +145,7 @@ async fn wait_entries(cluster: &Cluster, node: &str, n: usize) -> Vec<pb::SealEn
 async fn stamped_steps_are_registered_at_the_township_and_the_county() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = three_tiers(dir.path()).await;
+    let (mut cluster, _clock) = three_tiers(dir.path()).await;
     let mut at_township = CasesClient::new(channel(&cluster, T1).await);
     let case = ready_to_issue(&mut at_township).await;
     let township = cluster.node(&id(T1)).unwrap().store.clone();
@@ -229,11 +233,9 @@ async fn stamped_steps_are_registered_at_the_township_and_the_county() {
 async fn default_and_bad_ratings_and_the_oversight_summary() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = three_tiers(dir.path()).await;
+    let (mut cluster, clock) = three_tiers(dir.path()).await;
     let mut at_township = CasesClient::new(channel(&cluster, T1).await);
     let township = cluster.node(&id(T1)).unwrap().store.clone();
-    let clock = Arc::new(ManualClock::at_ms(tongban_domains::hlc::wall_ms() as i64));
-    township.set_clock(clock.clone());
 
     let quiet = ready_to_issue(&mut at_township).await;
     let unhappy = ready_to_issue(&mut at_township).await;
@@ -261,7 +263,7 @@ async fn default_and_bad_ratings_and_the_oversight_summary() {
     assert_eq!(item.handler, T1);
     assert_eq!(item.level, RatingLevel::Dissatisfied);
     let rated_on = shanghai_date(item.opened_ms as i64);
-    // Five working days on the built-in calendar, counted by hand (any year).
+    // Five working days on the built-in 2026 calendar, counted by hand.
     let expected = days::add_working_days(rated_on, 5, days::built_in_2026);
     assert_eq!(item.deadline, expected, "rated on {rated_on}");
 
@@ -434,7 +436,7 @@ async fn wait_holder(cluster: &Cluster, node: &str, case: &str) {
 async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_it() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = three_tiers(dir.path()).await;
+    let (mut cluster, _clock) = three_tiers(dir.path()).await;
     let mut at_township = CasesClient::new(channel(&cluster, T1).await);
     let mut at_county = CasesClient::new(channel(&cluster, COUNTY).await);
     let case = at_township
