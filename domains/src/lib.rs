@@ -14,7 +14,8 @@
 //! line. [`probe`] folds the bench's load probes. The engine's modules are re-exported under their
 //! own names.
 
-pub use tongban_engine::{clock, event, hlc, ids, log, pki, sync, telemetry, tls};
+pub use tongban_engine::{clock, db, event, hlc, ids, log, pki, sync, telemetry, tls};
+pub use tongban_engine::{with_pool, with_tx};
 
 pub mod calendar;
 pub mod case;

@@ -27,7 +27,8 @@ pub use crate::oversight::projection::{
 };
 pub use tongban_engine::log::{
     ApplyReport, Backend, DomainState, DomainStates, EventLog, FoldContext, FoldOutcome, LinkCursor, LinkRole,
-    LinkTotals, LogTuning, Projection, ProjectionFuture, Projections, StoreError, StoreLocation, value_rows,
+    LinkTotals, LogTuning, Pool, Projection, ProjectionFuture, Projections, StoreError, StoreLocation, WriteTx,
+    value_rows,
 };
 
 use crate::calendar::projection::{CalendarCache, CalendarProjection, SharedTime};

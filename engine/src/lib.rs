@@ -18,6 +18,7 @@
 pub mod access;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod event;
 pub mod hlc;
 pub mod ids;

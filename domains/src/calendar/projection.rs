@@ -14,7 +14,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use sqlx::{Any, AnyPool, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::calendar::WorkingCalendar;
@@ -22,7 +21,10 @@ use crate::case::warnings::WarningThresholds;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::Tier;
 use crate::pki::Principal;
-use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{
+    Backend, DomainStates, FoldContext, FoldOutcome, Pool, Projection, ProjectionFuture, Store, StoreError, WriteTx,
+};
+use crate::{with_pool, with_tx};
 
 /// The calendar a node counts on now, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +101,7 @@ pub fn calendar_from_wire(body: &pb::CalendarPublished) -> Result<WorkingCalenda
 /// and returns it, now in force. A calendar that does not validate is refused (quarantined at a
 /// replica).
 pub(crate) async fn fold_published(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     body: &pb::CalendarPublished,
 ) -> Result<Result<CalendarInForce, String>, StoreError> {
@@ -108,16 +110,19 @@ pub(crate) async fn fold_published(
         Err(e) => return Ok(Err(format!("published calendar is not valid: {e}"))),
     };
     let json = serde_json::to_string(&calendar).map_err(|e| StoreError::Corrupt(format!("calendar: {e}")))?;
-    sqlx::query(
-        "INSERT INTO calendars (published_seq, name, version, published_ms, calendar) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.event.seq as i64)
-    .bind(calendar.name().to_owned())
-    .bind(calendar.version().to_owned())
-    .bind(crate::hlc::physical_ms(event.event.hlc) as i64)
-    .bind(json)
-    .execute(&mut **tx)
-    .await?;
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "INSERT INTO calendars (published_seq, name, version, published_ms, calendar) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(event.event.seq as i64)
+        .bind(calendar.name())
+        .bind(calendar.version())
+        .bind(crate::hlc::physical_ms(event.event.hlc) as i64)
+        .bind(json.as_str())
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
     Ok(Ok(CalendarInForce {
         calendar,
         published_seq: Some(event.event.seq),
@@ -151,7 +156,7 @@ impl Projection for CalendarProjection {
         })
     }
 
-    fn load<'a>(&'a self, pool: &'a AnyPool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+    fn load<'a>(&'a self, pool: &'a Pool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
         Box::pin(async move {
             states.put(load_in_force(pool, &self.cache).await?);
             Ok(())
@@ -223,27 +228,21 @@ impl CalendarCache {
 const LATEST: &str = "SELECT published_seq, calendar FROM calendars ORDER BY published_seq DESC LIMIT 1";
 
 /// The calendar in force inside a write transaction (sees a calendar folded earlier in it).
-pub(crate) async fn in_force_tx(
-    tx: &mut Transaction<'static, Any>,
-    cache: &CalendarCache,
-) -> Result<Arc<CalendarInForce>, StoreError> {
-    let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(&mut **tx).await?;
+pub(crate) async fn in_force_tx(tx: &mut WriteTx, cache: &CalendarCache) -> Result<Arc<CalendarInForce>, StoreError> {
+    let row: LatestRow = with_tx!(tx, conn => sqlx::query_as(LATEST).fetch_optional(conn).await)?;
     cache.lookup(row)
 }
 
 /// The calendar in force as stored (the writer's starting point when a store opens).
-pub(crate) async fn load_in_force(
-    pool: &sqlx::AnyPool,
-    cache: &CalendarCache,
-) -> Result<Arc<CalendarInForce>, StoreError> {
-    let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(pool).await?;
+pub(crate) async fn load_in_force(pool: &Pool, cache: &CalendarCache) -> Result<Arc<CalendarInForce>, StoreError> {
+    let row: LatestRow = with_pool!(pool, conn => sqlx::query_as(LATEST).fetch_optional(conn).await)?;
     cache.lookup(row)
 }
 
 impl Store {
     /// The calendar this node counts on now.
     pub async fn calendar(&self) -> Result<Arc<CalendarInForce>, StoreError> {
-        let row: LatestRow = sqlx::query_as(LATEST).fetch_optional(self.pool()).await?;
+        let row: LatestRow = with_pool!(self.pool(), conn => sqlx::query_as(LATEST).fetch_optional(conn).await)?;
         self.calendar_cache.lookup(row)
     }
 

@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::AssertSqlSafe;
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::calendar::WorkingCalendar;
@@ -37,7 +37,10 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{
+    Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WriteTx, value_rows,
+};
+use crate::{with_pool, with_tx};
 
 /// Why a case action did not happen. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -154,11 +157,13 @@ fn actor_of(event: &CheckedEvent) -> Result<Actor, String> {
     Ok(Actor::new(principal, physical_ms(event.event.hlc)))
 }
 
-async fn load_view(tx: &mut Transaction<'static, Any>, id: &str) -> Result<Option<CaseView>, StoreError> {
-    let json: Option<String> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = $1")
-        .bind(id.to_owned())
-        .fetch_optional(&mut **tx)
-        .await?;
+async fn load_view(tx: &mut WriteTx, id: &str) -> Result<Option<CaseView>, StoreError> {
+    let json: Option<String> = with_tx!(tx, conn => {
+        sqlx::query_scalar("SELECT view FROM cases WHERE case_id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+    })?;
     json.map(|j| parse_view(&j)).transpose()
 }
 
@@ -186,13 +191,19 @@ pub(crate) fn warning_columns(
     (clock_json, warn_from.map(|d| d.format("%Y-%m-%d").to_string()))
 }
 
-/// Case views folded in the current transaction and not yet written back. A submission at the
-/// window (opening, receipt, acceptance) or a batch from a peer often takes several steps on
-/// one case: each step reads the view from here instead of the table, and the row is written
-/// once by [`flush_cases`] — one UPDATE instead of a read and a write per step.
+/// Cases folded in the current transaction and not yet written. A submission at the window
+/// (opening, receipt, acceptance), a group of submissions committed together, or a batch from a
+/// peer takes many steps on few cases: each step reads the view from here instead of the table,
+/// and [`flush_cases`] writes every changed case once, in multi-row statements, before the
+/// transaction's events are inserted. Folds inside the transaction must therefore look here
+/// before they look at the tables.
 #[derive(Clone, Default)]
 pub(crate) struct PendingCases {
     views: std::collections::HashMap<String, FoldedCase>,
+    /// Receipt numbers of the cases opened in this transaction (not yet in the table).
+    numbers: std::collections::HashSet<String>,
+    /// Per (node, day): the receipt counter must move past this sequence.
+    counters: std::collections::BTreeMap<(String, String), i64>,
 }
 
 #[derive(Clone)]
@@ -200,7 +211,7 @@ struct FoldedCase {
     view: CaseView,
     /// Time of the latest step folded.
     updated_ms: u64,
-    /// Changed since the row was last written.
+    /// Changed since the row was last written (or never written).
     dirty: bool,
 }
 
@@ -251,13 +262,8 @@ impl Projection for CaseProjection {
 
     fn fold<'a>(&'a self, cx: &'a mut FoldContext<'_>, event: &'a CheckedEvent) -> ProjectionFuture<'a, FoldOutcome> {
         Box::pin(async move {
-            let calendar = crate::calendar::projection::in_force(cx.states);
             let verdict = match &event.body {
-                Body::CaseOpened(body) => {
-                    let thresholds = self.thresholds();
-                    let pending = cx.states.get_mut::<PendingCases>();
-                    fold_opened(cx.tx, event, body, &calendar.calendar, &thresholds, pending).await?
-                }
+                Body::CaseOpened(body) => fold_opened(cx.tx, event, body, cx.states.get_mut::<PendingCases>()).await?,
                 Body::CaseStep(body) => {
                     let mut folded = None;
                     let verdict =
@@ -289,52 +295,116 @@ impl Projection for CaseProjection {
     }
 }
 
-/// Writes back every case changed in `pending` (its view, list columns, deadline and warning
-/// columns on `calendar`) and empties it. Runs before the transaction's events are inserted.
+/// Columns of one `cases` row, in [`upsert_cases_sql`]'s order.
+const CASE_COLUMNS: usize = 16;
+/// Rows per multi-row statement: 16 columns × 500 rows stays under SQLite's 32,766 parameters.
+const CASE_CHUNK: usize = 500;
+
+/// One multi-row statement writing `rows` cases whole: new ones are inserted, known ones get
+/// their changing columns replaced.
+fn upsert_cases_sql(rows: usize, backend: Backend) -> String {
+    format!(
+        "INSERT INTO cases (case_id, case_number, origin, holder, state, item_code, implementation_code, \
+         delegation, township, opened_ms, updated_ms, view, item_name, clock, warn_from, deadline) VALUES {} \
+         ON CONFLICT (case_id) DO UPDATE SET holder = excluded.holder, state = excluded.state, \
+         updated_ms = excluded.updated_ms, view = excluded.view, clock = excluded.clock, \
+         warn_from = excluded.warn_from, deadline = excluded.deadline",
+        value_rows(rows, CASE_COLUMNS, backend)
+    )
+}
+
+/// What one case row holds, computed before the statement is bound.
+struct CaseRow {
+    id: String,
+    number: String,
+    origin: String,
+    holder: String,
+    state: &'static str,
+    township: String,
+    view_json: String,
+    deadline: Option<String>,
+    clock: Option<String>,
+    warn_from: Option<String>,
+    updated_ms: i64,
+}
+
+/// Writes every case changed in `pending` (its view, list columns, deadline and warning columns
+/// on `calendar`) and the receipt counters it moved, in multi-row statements, and empties it.
+/// Runs before the transaction's events are inserted.
 async fn flush_cases(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     pending: &mut PendingCases,
     calendar: &WorkingCalendar,
     thresholds: &WarningThresholds,
 ) -> Result<(), StoreError> {
+    let backend = tx.backend();
+    let mut rows = Vec::new();
+    let mut views = Vec::new();
     for (case_id, folded) in pending.views.drain() {
         if !folded.dirty {
             continue;
         }
-        let view = &folded.view;
+        let view = folded.view;
         // The deadline on the calendar in force here now; only accepted cases have one.
         let deadline = match view.accepted_ms {
             Some(_) => view.deadline(calendar).map(|d| d.format("%Y-%m-%d").to_string()),
             None => None,
         };
-        let (clock, warn_from) = warning_columns(view, calendar, thresholds);
-        sqlx::query(
-            "UPDATE cases SET holder = $1, state = $2, updated_ms = $3, view = $4, deadline = $5, clock = $6, \
-             warn_from = $7 WHERE case_id = $8",
-        )
-        .bind(view.holder.to_string())
-        .bind(view.state.kind().as_str().to_owned())
-        .bind(folded.updated_ms as i64)
-        .bind(view_json(view)?)
-        .bind(deadline)
-        .bind(clock)
-        .bind(warn_from)
-        .bind(case_id)
-        .execute(&mut **tx)
-        .await?;
+        let (clock, warn_from) = warning_columns(&view, calendar, thresholds);
+        rows.push(CaseRow {
+            number: view.number.to_string(),
+            origin: view.origin.to_string(),
+            holder: view.holder.to_string(),
+            state: view.state.kind().as_str(),
+            township: view.front_desk().to_string(),
+            view_json: view_json(&view)?,
+            deadline,
+            clock,
+            warn_from,
+            updated_ms: folded.updated_ms as i64,
+            id: case_id,
+        });
+        views.push(view);
     }
-    Ok(())
+    pending.numbers.clear();
+    for (chunk, chunk_views) in rows.chunks(CASE_CHUNK).zip(views.chunks(CASE_CHUNK)) {
+        let sql = upsert_cases_sql(chunk.len(), backend);
+        with_tx!(&mut *tx, conn => {
+            // Only generated placeholders in the text; every value is bound.
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (row, view) in chunk.iter().zip(chunk_views) {
+                query = query
+                    .bind(row.id.as_str())
+                    .bind(row.number.as_str())
+                    .bind(row.origin.as_str())
+                    .bind(row.holder.as_str())
+                    .bind(row.state)
+                    .bind(view.terms.item_code.as_str())
+                    .bind(view.terms.implementation_code.as_str())
+                    .bind(view.terms.delegation.as_str())
+                    .bind(row.township.as_str())
+                    .bind(view.submitted_ms as i64)
+                    .bind(row.updated_ms)
+                    .bind(row.view_json.as_str())
+                    .bind(view.terms.name.as_str())
+                    .bind(row.clock.as_deref())
+                    .bind(row.warn_from.as_deref())
+                    .bind(row.deadline.as_deref());
+            }
+            query.execute(conn).await.map(|_| ())
+        })?;
+    }
+    let counters = std::mem::take(&mut pending.counters);
+    bump_counters(tx, &counters).await
 }
 
-/// Folds a `CaseOpened`: opens the view with [`CaseView::open`] and stores it, and moves the
-/// origin's daily receipt counter past its number. Refuses a malformed body, an opening the
+/// Folds a `CaseOpened`: opens the view with [`CaseView::open`] and stages it (with the move of
+/// the origin's daily receipt counter past its number) for [`flush_cases`]. Refuses a malformed body, an opening the
 /// workflow refuses, and a case id or number already known here.
 async fn fold_opened(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     body: &pb::CaseOpened,
-    calendar: &WorkingCalendar,
-    thresholds: &WarningThresholds,
     pending: &mut PendingCases,
 ) -> Result<Result<(), String>, StoreError> {
     let (submission, opened_at) = match submission_from_wire(body) {
@@ -356,12 +426,20 @@ async fn fold_opened(
         Ok(view) => view,
         Err(refusal) => return Ok(Err(format!("case {id} cannot be opened: {refusal}"))),
     };
-    let clash: Option<String> =
+    // Cases opened earlier in this transaction are not in the table yet.
+    if pending.views.contains_key(&id) {
+        return Ok(Err(format!("case {id} was already opened")));
+    }
+    if pending.numbers.contains(&number.to_string()) {
+        return Ok(Err(format!("case number {number} is already used by another case")));
+    }
+    let clash: Option<String> = with_tx!(tx, conn => {
         sqlx::query_scalar("SELECT case_id FROM cases WHERE case_id = $1 OR case_number = $2 LIMIT 1")
-            .bind(id.clone())
+            .bind(id.as_str())
             .bind(number.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+            .fetch_optional(conn)
+            .await
+    })?;
     if let Some(existing) = clash {
         return Ok(Err(if existing == id {
             format!("case {id} was already opened")
@@ -369,38 +447,20 @@ async fn fold_opened(
             format!("case number {number} is already used by case {existing}")
         }));
     }
-    let (clock, warn_from) = warning_columns(&view, calendar, thresholds);
-    let id_for_pending = id.clone();
-    sqlx::query(
-        "INSERT INTO cases (case_id, case_number, origin, holder, state, item_code, implementation_code, \
-         delegation, township, opened_ms, updated_ms, view, item_name, clock, warn_from) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(id)
-    .bind(number.to_string())
-    .bind(view.origin.to_string())
-    .bind(view.holder.to_string())
-    .bind(view.state.kind().as_str().to_owned())
-    .bind(view.terms.item_code.clone())
-    .bind(view.terms.implementation_code.clone())
-    .bind(view.terms.delegation.as_str().to_owned())
-    .bind(view.front_desk().to_string())
-    .bind(view.submitted_ms as i64)
-    .bind(view.submitted_ms as i64)
-    .bind(view_json(&view)?)
-    .bind(view.terms.name.clone())
-    .bind(clock)
-    .bind(warn_from)
-    .execute(&mut **tx)
-    .await?;
-    bump_counter(tx, &number).await?;
-    // The row is written; later steps in this transaction read the view from here.
+    // Written with the transaction's other cases by `flush_cases`, after the steps that follow
+    // it here; the receipt counter moves past its number then too.
+    let counter = pending
+        .counters
+        .entry((number.node().to_string(), day_key(&number)))
+        .or_insert(0);
+    *counter = (*counter).max(i64::from(number.seq()) + 1);
+    pending.numbers.insert(number.to_string());
     pending.views.insert(
-        id_for_pending,
+        id,
         FoldedCase {
             updated_ms: view.submitted_ms,
             view,
-            dirty: false,
+            dirty: true,
         },
     );
     Ok(Ok(()))
@@ -410,18 +470,33 @@ fn day_key(number: &CaseNumber) -> String {
     number.date().format("%Y%m%d").to_string()
 }
 
-/// Moves the daily counter of the number's node and date past the number, in one statement.
-async fn bump_counter(tx: &mut Transaction<'static, Any>, number: &CaseNumber) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO case_numbers (node, day, next_seq) VALUES ($1, $2, $3) ON CONFLICT (node, day) DO UPDATE \
-         SET next_seq = CASE WHEN case_numbers.next_seq < excluded.next_seq THEN excluded.next_seq \
-         ELSE case_numbers.next_seq END",
-    )
-    .bind(number.node().to_string())
-    .bind(day_key(number))
-    .bind(i64::from(number.seq()) + 1)
-    .execute(&mut **tx)
-    .await?;
+/// Moves the daily counters of the numbers opened in a transaction past them, in one statement
+/// (never backwards: a replica may fold another node's numbers out of day order).
+async fn bump_counters(
+    tx: &mut WriteTx,
+    counters: &std::collections::BTreeMap<(String, String), i64>,
+) -> Result<(), StoreError> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let backend = tx.backend();
+    let entries: Vec<_> = counters.iter().collect();
+    // 3 columns × 2,000 rows stays under SQLite's parameter limit.
+    for chunk in entries.chunks(2_000) {
+        let sql = format!(
+            "INSERT INTO case_numbers (node, day, next_seq) VALUES {} ON CONFLICT (node, day) DO UPDATE \
+             SET next_seq = CASE WHEN case_numbers.next_seq < excluded.next_seq THEN excluded.next_seq \
+             ELSE case_numbers.next_seq END",
+            value_rows(chunk.len(), 3, backend)
+        );
+        with_tx!(&mut *tx, conn => {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for ((node, day), next) in chunk {
+                query = query.bind(node.as_str()).bind(day.as_str()).bind(**next);
+            }
+            query.execute(conn).await.map(|_| ())
+        })?;
+    }
     Ok(())
 }
 
@@ -430,7 +505,7 @@ async fn bump_counter(tx: &mut Transaction<'static, Any>, number: &CaseNumber) -
 /// view. Refuses a step on a case unknown here, a malformed body, a principal that is not the
 /// envelope's, and any step [`decide`] refuses here (including one not taken by the holder).
 async fn fold_step(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     body: &pb::CaseStep,
     pending: &mut PendingCases,
@@ -656,18 +731,18 @@ impl Store {
     /// One case by id or receipt number, as this node knows it.
     pub async fn case(&self, key: &CaseRef) -> Result<Option<CaseView>, StoreError> {
         let json: Option<String> = match key {
-            CaseRef::Id(id) => {
+            CaseRef::Id(id) => with_pool!(self.pool(), conn => {
                 sqlx::query_scalar("SELECT view FROM cases WHERE case_id = $1")
                     .bind(id.to_string())
-                    .fetch_optional(self.pool())
-                    .await?
-            }
-            CaseRef::Number(number) => {
+                    .fetch_optional(conn)
+                    .await
+            })?,
+            CaseRef::Number(number) => with_pool!(self.pool(), conn => {
                 sqlx::query_scalar("SELECT view FROM cases WHERE case_number = $1")
                     .bind(number.to_string())
-                    .fetch_optional(self.pool())
-                    .await?
-            }
+                    .fetch_optional(conn)
+                    .await
+            })?,
         };
         json.map(|j| parse_view(&j)).transpose()
     }
@@ -709,25 +784,25 @@ impl Store {
         }
         sql.push_str(&format!(" ORDER BY opened_ms DESC, case_id DESC LIMIT {limit_param}"));
         // The statement text holds only fixed fragments and placeholders; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for bind in binds {
-            query = match bind {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows: Vec<(i64, String, String)> = with_pool!(self.pool(), conn => {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql));
+            for bind in binds {
+                query = match bind {
+                    Bind::Text(s) => query.bind(s),
+                    Bind::Int(i) => query.bind(i),
+                };
+            }
+            query.fetch_all(conn).await
+        })?;
+        let more = rows.len() > limit;
         let mut cases = Vec::with_capacity(rows.len().min(limit));
         let mut next = None;
-        for (i, row) in rows.iter().enumerate() {
+        for (i, (opened_ms, case_id, json)) in rows.into_iter().enumerate() {
             if i == limit {
                 break;
             }
-            let opened_ms: i64 = row.try_get(0)?;
-            let case_id: String = row.try_get(1)?;
-            let json: String = row.try_get(2)?;
             cases.push(parse_view(&json)?);
-            if i + 1 == limit && rows.len() > limit {
+            if i + 1 == limit && more {
                 next = Some(CaseCursor { opened_ms, case_id });
             }
         }
@@ -743,12 +818,13 @@ impl Store {
         let next = match *counter {
             Some((day, next)) if day == date => next,
             _ => {
-                let stored: Option<i64> =
+                let stored: Option<i64> = with_pool!(self.pool(), conn => {
                     sqlx::query_scalar("SELECT next_seq FROM case_numbers WHERE node = $1 AND day = $2")
-                        .bind(self.node().to_string())
+                        .bind(self.node().as_str())
                         .bind(date.format("%Y%m%d").to_string())
-                        .fetch_optional(self.pool())
-                        .await?;
+                        .fetch_optional(conn)
+                        .await
+                })?;
                 u32::try_from(stored.unwrap_or(1).max(1))
                     .map_err(|_| StoreError::Refused(format!("no receipt numbers left at {} on {date}", self.node())))?
             }
@@ -761,10 +837,12 @@ impl Store {
     }
 
     async fn number_taken(&self, number: &CaseNumber) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE case_number = $1")
-            .bind(number.to_string())
-            .fetch_one(self.pool())
-            .await?;
+        let n: i64 = with_pool!(self.pool(), conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE case_number = $1")
+                .bind(number.to_string())
+                .fetch_one(conn)
+                .await
+        })?;
         Ok(n > 0)
     }
 }

@@ -18,13 +18,14 @@
 //! event routed to the case's route key.
 
 use chrono::NaiveDate;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use crate::case::CaseView;
 use crate::case::warnings::{self, CaseClock, WarningLevel, WarningRule, WarningThresholds};
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
 use crate::store::{CalendarInForce, Store, StoreError};
+use crate::{with_pool, with_tx};
 
 /// States in which no clock can run any more: nothing to evaluate.
 const SETTLED: &str = "('issued', 'delivered', 'rated', 'not_accepted')";
@@ -153,14 +154,14 @@ impl Store {
                 format!("SELECT COALESCE(json_agg(json_build_array({ROW}))::text, '[]') FROM cases WHERE {filter_sql}")
             }
         };
-        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-        if let Some(township) = &filter.township {
-            query = query.bind(township.to_string());
-        }
-        let json = query
-            .bind(today.format("%Y-%m-%d").to_string())
-            .fetch_one(self.pool())
-            .await?;
+        let today_text = today.format("%Y-%m-%d").to_string();
+        let json: String = with_pool!(self.pool(), conn => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+            if let Some(township) = &filter.township {
+                query = query.bind(township.as_str());
+            }
+            query.bind(today_text.as_str()).fetch_one(conn).await
+        })?;
         type WarningRow = (String, String, String, String, String, String, Option<String>);
         let rows: Vec<WarningRow> =
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("warning rows: {e}")))?;
@@ -210,9 +211,8 @@ impl Store {
 
     async fn stored_warning_basis(&self) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'warning_basis'")
-                .fetch_optional(self.pool())
-                .await?,
+            with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'warning_basis'")
+                .fetch_optional(conn).await)?,
         )
     }
 
@@ -224,30 +224,36 @@ impl Store {
         let mut write = self.bookkeeping().await?;
         let in_force = crate::calendar::projection::in_force_tx(&mut write.tx, &self.calendar_cache).await?;
         let thresholds = self.warning_thresholds();
-        let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT case_id, view FROM cases WHERE state NOT IN {SETTLED}"
-        )))
-        .fetch_all(&mut *write.tx)
-        .await?;
+        let sql = format!("SELECT case_id, view FROM cases WHERE state NOT IN {SETTLED}");
+        let rows: Vec<(String, String)> = with_tx!(&mut write.tx, conn => {
+            sqlx::query_as(AssertSqlSafe(sql)).fetch_all(conn).await
+        })?;
         let count = rows.len();
         for (case_id, json) in rows {
             let view: CaseView =
                 serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("case view {case_id}: {e}")))?;
             let (clock, warn_from) = crate::case::projection::warning_columns(&view, &in_force.calendar, &thresholds);
-            sqlx::query("UPDATE cases SET clock = $1, warn_from = $2 WHERE case_id = $3")
-                .bind(clock)
-                .bind(warn_from)
-                .bind(case_id)
-                .execute(&mut *write.tx)
-                .await?;
+            with_tx!(&mut write.tx, conn => {
+                sqlx::query("UPDATE cases SET clock = $1, warn_from = $2 WHERE case_id = $3")
+                    .bind(clock.as_deref())
+                    .bind(warn_from.as_deref())
+                    .bind(case_id.as_str())
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })?;
         }
-        sqlx::query(
-            "INSERT INTO node_meta (key, value) VALUES ('warning_basis', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(warning_basis(&in_force, &thresholds))
-        .execute(&mut *write.tx)
-        .await?;
+        let basis = warning_basis(&in_force, &thresholds);
+        with_tx!(&mut write.tx, conn => {
+            sqlx::query(
+                "INSERT INTO node_meta (key, value) VALUES ('warning_basis', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(basis.as_str())
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
         write.commit().await?;
         tracing::info!(
             cases = count,
@@ -260,10 +266,9 @@ impl Store {
     /// The processing deadline stored for a case when it was last folded (`None` before
     /// acceptance, while paused, or for an unknown case).
     pub async fn case_deadline(&self, case_id: &str) -> Result<Option<NaiveDate>, StoreError> {
-        let text: Option<Option<String>> = sqlx::query_scalar("SELECT deadline FROM cases WHERE case_id = $1")
+        let text: Option<Option<String>> = with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT deadline FROM cases WHERE case_id = $1")
             .bind(case_id.to_owned())
-            .fetch_optional(self.pool())
-            .await?;
+            .fetch_optional(conn).await)?;
         Ok(text
             .flatten()
             .and_then(|t| NaiveDate::parse_from_str(&t, "%Y-%m-%d").ok()))
@@ -286,7 +291,7 @@ impl Store {
         for w in red.warnings {
             let deadline = w.deadline.format("%Y-%m-%d").to_string();
             // The unique index makes a repeated (or concurrent) scan add nothing for a known red.
-            let inserted = sqlx::query(
+            let inserted = with_pool!(self.pool(), conn => sqlx::query(
                 "INSERT INTO supervisions (case_id, case_number, item_code, holder, rule, deadline, opened_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id, rule, deadline) DO NOTHING",
             )
@@ -297,9 +302,8 @@ impl Store {
             .bind(rule_str(w.rule).to_owned())
             .bind(deadline)
             .bind(now)
-            .execute(self.pool())
-            .await?;
-            if inserted.rows_affected() == 0 {
+            .execute(conn).await.map(|done| done.rows_affected()))?;
+            if inserted == 0 {
                 continue;
             }
             tracing::warn!(case = %w.case_number, rule = rule_str(w.rule), holder = %w.holder, "supervision opened on a red case");
@@ -317,23 +321,50 @@ impl Store {
             "SELECT id, case_id, case_number, item_code, holder, rule, deadline, opened_ms, closed_ms, closed_by, \
              close_reason FROM supervisions WHERE closed_ms IS NULL ORDER BY id DESC"
         };
-        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Supervision {
-                    id: r.try_get::<i64, _>(0)? as u64,
-                    case_id: r.try_get(1)?,
-                    case_number: r.try_get(2)?,
-                    item_code: r.try_get(3)?,
-                    holder: r.try_get(4)?,
-                    rule: rule_from_str(&r.try_get::<String, _>(5)?)?,
-                    deadline: r.try_get(6)?,
-                    opened_ms: r.try_get(7)?,
-                    closed_ms: r.try_get(8)?,
-                    closed_by: r.try_get(9)?,
-                    close_reason: r.try_get(10)?,
-                })
-            })
+        type SupervisionRow = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<SupervisionRow> = with_pool!(self.pool(), conn => sqlx::query_as(sql).fetch_all(conn).await)?;
+        rows.into_iter()
+            .map(
+                |(
+                    id,
+                    case_id,
+                    case_number,
+                    item_code,
+                    holder,
+                    rule,
+                    deadline,
+                    opened_ms,
+                    closed_ms,
+                    closed_by,
+                    close_reason,
+                )| {
+                    Ok(Supervision {
+                        id: id as u64,
+                        case_id,
+                        case_number,
+                        item_code,
+                        holder,
+                        rule: rule_from_str(&rule)?,
+                        deadline,
+                        opened_ms,
+                        closed_ms,
+                        closed_by,
+                        close_reason,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -349,18 +380,21 @@ impl Store {
             return Err(SupervisionError::MissingReason);
         }
         let now = self.now_ms();
-        let done = sqlx::query(
-            "UPDATE supervisions SET closed_ms = $1, closed_by = $2, close_reason = $3 WHERE id = $4 AND closed_ms IS NULL",
-        )
-        .bind(now)
-        .bind(principal.to_string())
-        .bind(reason.to_owned())
-        .bind(id as i64)
-        .execute(self.pool())
-        .await
+        let closed = with_pool!(self.pool(), conn => {
+            sqlx::query(
+                "UPDATE supervisions SET closed_ms = $1, closed_by = $2, close_reason = $3 WHERE id = $4 AND closed_ms IS NULL",
+            )
+            .bind(now)
+            .bind(principal.to_string())
+            .bind(reason)
+            .bind(id as i64)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::from)?;
         let record = self.supervisions(true).await?.into_iter().find(|s| s.id == id);
-        match (done.rows_affected(), record) {
+        match (closed, record) {
             (1, Some(record)) => Ok(record),
             (_, Some(_)) => Err(SupervisionError::AlreadyClosed(id)),
             (_, None) => Err(SupervisionError::NotFound(id)),

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use sqlx::{Any, AnyPool, Row, Transaction};
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::catalogue::model::{Item, catalogue_hash};
@@ -12,7 +11,10 @@ use crate::event::NewEvent;
 use crate::event::{CheckedEvent, EventError};
 use crate::hlc::physical_ms;
 use crate::ids::Tier;
-use crate::store::{Backend, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{
+    Backend, DomainStates, FoldContext, FoldOutcome, Pool, Projection, ProjectionFuture, Store, StoreError, WriteTx,
+};
+use crate::{with_pool, with_tx};
 
 /// The version a node holds and the hash of its whole catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,22 +35,20 @@ pub struct PublishOutcome {
     pub removals: u32,
 }
 
-pub(crate) async fn load_head(pool: &AnyPool) -> Result<CatalogueHead, StoreError> {
-    let row =
-        sqlx::query("SELECT version, content_hash, item_count FROM catalogue_versions ORDER BY version DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
+pub(crate) async fn load_head(pool: &Pool) -> Result<CatalogueHead, StoreError> {
+    let row: Option<(i64, Vec<u8>, i64)> = with_pool!(pool, conn => {
+        sqlx::query_as("SELECT version, content_hash, item_count FROM catalogue_versions ORDER BY version DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await
+    })?;
     match row {
-        Some(row) => {
-            let hash: Vec<u8> = row.try_get(1)?;
-            Ok(CatalogueHead {
-                version: row.try_get::<i64, _>(0)? as u64,
-                hash: hash
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("catalogue hash is not 32 bytes".into()))?,
-                item_count: row.try_get::<i64, _>(2)? as u64,
-            })
-        }
+        Some((version, hash, item_count)) => Ok(CatalogueHead {
+            version: version as u64,
+            hash: hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("catalogue hash is not 32 bytes".into()))?,
+            item_count: item_count as u64,
+        }),
         None => Ok(CatalogueHead::default()),
     }
 }
@@ -88,7 +88,7 @@ impl Projection for CatalogueProjection {
         })
     }
 
-    fn load<'a>(&'a self, pool: &'a AnyPool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+    fn load<'a>(&'a self, pool: &'a Pool, states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
         Box::pin(async move {
             states.put(load_head(pool).await?);
             Ok(())
@@ -108,18 +108,11 @@ impl Projection for CatalogueProjection {
     }
 }
 
-/// Every item's hash, keyed by implementation code; read inside a fold's transaction or
-/// straight from the pool.
-async fn current_hashes<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
-) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
-    let rows = sqlx::query("SELECT implementation_code, item_hash FROM catalogue_items")
-        .fetch_all(executor)
-        .await?;
+/// Every item's hash, keyed by implementation code, from rows read inside a fold's transaction
+/// or straight from the pool.
+fn hashes_by_code(rows: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
     let mut map = BTreeMap::new();
-    for row in rows {
-        let key: String = row.try_get(0)?;
-        let hash: Vec<u8> = row.try_get(1)?;
+    for (key, hash) in rows {
         let hash: [u8; 32] = hash
             .try_into()
             .map_err(|_| StoreError::Corrupt(format!("item {key} has a malformed hash")))?;
@@ -128,10 +121,12 @@ async fn current_hashes<'e>(
     Ok(map)
 }
 
+const ITEM_HASHES: &str = "SELECT implementation_code, item_hash FROM catalogue_items";
+
 /// Applies one catalogue version. Refuses (with a reason) a gap, a fork, an item that does not
 /// validate, or a result whose hash differs from the published one; writes nothing then.
 pub(crate) async fn fold_version(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     head: &mut CatalogueHead,
     version: &pb::CatalogueVersion,
     event: &pb::Event,
@@ -149,7 +144,7 @@ pub(crate) async fn fold_version(
             version.version, head.version
         )));
     }
-    let mut hashes = current_hashes(&mut **tx).await?;
+    let mut hashes = hashes_by_code(with_tx!(&mut *tx, conn => sqlx::query_as(ITEM_HASHES).fetch_all(conn).await)?)?;
     let mut upserts = Vec::with_capacity(version.upserts.len());
     for proto in &version.upserts {
         let item = match Item::try_from(proto.clone()) {
@@ -176,47 +171,53 @@ pub(crate) async fn fold_version(
     }
 
     for key in &version.removals {
-        sqlx::query("DELETE FROM catalogue_items WHERE implementation_code = $1")
-            .bind(key.clone())
-            .execute(&mut **tx)
-            .await?;
+        with_tx!(&mut *tx, conn => {
+            sqlx::query("DELETE FROM catalogue_items WHERE implementation_code = $1")
+                .bind(key.as_str())
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })?;
     }
     for item in &upserts {
         let proto = pb::CatalogueItem::from(item);
-        sqlx::query(
+        let (hash, body) = (item.content_hash(), proto.encode_to_vec());
+        with_tx!(&mut *tx, conn => sqlx::query(
             "INSERT INTO catalogue_items (implementation_code, item_code, name, domain, category, delegation, \
              item_hash, body, since_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (implementation_code) DO UPDATE SET item_code = excluded.item_code, name = excluded.name, \
              domain = excluded.domain, category = excluded.category, delegation = excluded.delegation, \
              item_hash = excluded.item_hash, body = excluded.body, since_version = excluded.since_version",
         )
-        .bind(proto.implementation_code.clone())
-        .bind(proto.item_code.clone())
-        .bind(proto.name.clone())
-        .bind(proto.domain.clone())
+        .bind(proto.implementation_code.as_str())
+        .bind(proto.item_code.as_str())
+        .bind(proto.name.as_str())
+        .bind(proto.domain.as_str())
         .bind(i64::from(proto.category))
         .bind(i64::from(proto.delegation))
-        .bind(item.content_hash().to_vec())
-        .bind(proto.encode_to_vec())
+        .bind(hash.as_slice())
+        .bind(body.as_slice())
         .bind(version.version as i64)
-        .execute(&mut **tx)
-        .await?;
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
     }
-    sqlx::query(
+    with_tx!(tx, conn => sqlx::query(
         "INSERT INTO catalogue_versions (version, content_hash, item_count, upserts, removals, note, source, \
          published_ms, published_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(version.version as i64)
-    .bind(computed.to_vec())
+    .bind(computed.as_slice())
     .bind(i64::from(version.item_count))
     .bind(version.upserts.len() as i64)
     .bind(version.removals.len() as i64)
-    .bind(version.note.clone())
-    .bind(version.source.clone())
+    .bind(version.note.as_str())
+    .bind(version.source.as_str())
     .bind(physical_ms(event.hlc) as i64)
-    .bind(event.principal.clone())
-    .execute(&mut **tx)
-    .await?;
+    .bind(event.principal.as_str())
+    .execute(conn)
+    .await
+    .map(|_| ()))?;
     *head = CatalogueHead {
         version: version.version,
         hash: computed,
@@ -263,7 +264,8 @@ impl Store {
             )));
         }
         let head = self.catalogue_head().await;
-        let current = current_hashes(self.pool()).await?;
+        let current =
+            hashes_by_code(with_pool!(self.pool(), conn => sqlx::query_as(ITEM_HASHES).fetch_all(conn).await)?)?;
         let mut new_hashes = BTreeMap::new();
         let mut upserts = Vec::new();
         for item in &items {
@@ -326,9 +328,11 @@ impl Store {
 
     /// Every item of the catalogue this node holds, in implementation-code order.
     pub async fn catalogue_items(&self) -> Result<Vec<Item>, StoreError> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM catalogue_items ORDER BY implementation_code")
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<Vec<u8>> = with_pool!(self.pool(), conn => {
+            sqlx::query_scalar("SELECT body FROM catalogue_items ORDER BY implementation_code")
+                .fetch_all(conn)
+                .await
+        })?;
         rows.into_iter()
             .map(|body| {
                 let proto = pb::CatalogueItem::decode(body.as_slice())
@@ -340,13 +344,15 @@ impl Store {
 
     /// One item by implementation code or basic item code.
     pub async fn catalogue_item(&self, code: &str) -> Result<Option<Item>, StoreError> {
-        let body: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT body FROM catalogue_items WHERE implementation_code = $1 OR item_code = $1 \
-             ORDER BY implementation_code LIMIT 1",
-        )
-        .bind(code.to_owned())
-        .fetch_optional(self.pool())
-        .await?;
+        let body: Option<Vec<u8>> = with_pool!(self.pool(), conn => {
+            sqlx::query_scalar(
+                "SELECT body FROM catalogue_items WHERE implementation_code = $1 OR item_code = $1 \
+                 ORDER BY implementation_code LIMIT 1",
+            )
+            .bind(code)
+            .fetch_optional(conn)
+            .await
+        })?;
         body.map(|body| {
             let proto = pb::CatalogueItem::decode(body.as_slice())
                 .map_err(|e| StoreError::Corrupt(format!("catalogue item: {e}")))?;
@@ -357,26 +363,32 @@ impl Store {
 
     /// The versions this node holds, newest first.
     pub async fn catalogue_versions(&self) -> Result<Vec<VersionRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, content_hash, item_count, upserts, removals, note, source, published_ms, published_by \
-             FROM catalogue_versions ORDER BY version DESC",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(VersionRow {
-                    version: row.try_get::<i64, _>(0)? as u64,
-                    content_hash: row.try_get(1)?,
-                    item_count: row.try_get::<i64, _>(2)? as u64,
-                    upserts: row.try_get::<i64, _>(3)? as u64,
-                    removals: row.try_get::<i64, _>(4)? as u64,
-                    note: row.try_get(5)?,
-                    source: row.try_get(6)?,
-                    published_ms: row.try_get(7)?,
-                    published_by: row.try_get(8)?,
-                })
-            })
-            .collect()
+        type VersionColumns = (i64, Vec<u8>, i64, i64, i64, String, String, i64, String);
+        let rows: Vec<VersionColumns> = with_pool!(self.pool(), conn => {
+            sqlx::query_as(
+                "SELECT version, content_hash, item_count, upserts, removals, note, source, published_ms, published_by \
+                 FROM catalogue_versions ORDER BY version DESC",
+            )
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(version, content_hash, item_count, upserts, removals, note, source, published_ms, published_by)| {
+                    VersionRow {
+                        version: version as u64,
+                        content_hash,
+                        item_count: item_count as u64,
+                        upserts: upserts as u64,
+                        removals: removals as u64,
+                        note,
+                        source,
+                        published_ms,
+                        published_by,
+                    }
+                },
+            )
+            .collect())
     }
 }

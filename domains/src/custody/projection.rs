@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sqlx::{Any, Row, Transaction};
 use tongban_proto::v1::{EventKind, RouteClass, event_body::Body};
 
 use crate::custody::epcis;
@@ -31,7 +30,8 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
-use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError};
+use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WriteTx};
+use crate::{with_pool, with_tx};
 
 /// Scans per upload.
 pub const MAX_SCANS_PER_UPLOAD: usize = 5_000;
@@ -248,7 +248,7 @@ const SCAN_ROWS: usize = 1_000;
 /// Writes the scans staged in this transaction: new ones with their object index, document and
 /// box registers; for ids already stored, a conflict when the content differs.
 async fn flush_scans(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     pending: &mut PendingScans,
     backend: crate::store::Backend,
 ) -> Result<(), StoreError> {
@@ -270,11 +270,14 @@ async fn flush_scans(
         // cost a thread hand-off each in sqlx's SQLite driver.
         let list = crate::store::value_rows(1, chunk.len(), backend);
         let sql = format!("SELECT scan_id, scan FROM custody_scans WHERE scan_id IN {list}");
-        let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
-        for st in chunk {
-            query = query.bind(st.scan.scan_id.clone());
-        }
-        let stored: HashMap<String, Vec<u8>> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+        let stored: Vec<(String, Vec<u8>)> = with_tx!(&mut *tx, conn => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for st in chunk {
+                query = query.bind(st.scan.scan_id.as_str());
+            }
+            query.fetch_all(conn).await
+        })?;
+        let stored: HashMap<String, Vec<u8>> = stored.into_iter().collect();
         for st in chunk {
             if let Some(existing) = stored.get(&st.scan.scan_id)
                 && *existing != st.bytes
@@ -301,25 +304,27 @@ async fn flush_scans(
              township, corrects, recorded_at, recorded_ms, scan) VALUES {}",
             crate::store::value_rows(new.len(), 13, backend)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for st in &new {
-            let s = &st.scan;
-            query = query
-                .bind(s.scan_id.clone())
-                .bind(s.device_id.clone())
-                .bind(s.device_seq as i64)
-                .bind(s.scanned_unix_ms)
-                .bind(i64::from(s.step.to_wire()))
-                .bind(s.principal.clone())
-                .bind(s.box_id.clone())
-                .bind(s.trip_id.clone())
-                .bind(st.township.clone())
-                .bind(s.corrects_scan_id.clone())
-                .bind(st.recorded_at.clone())
-                .bind(st.recorded_ms)
-                .bind(st.bytes.clone());
-        }
-        query.execute(&mut **tx).await?;
+        with_tx!(&mut *tx, conn => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for st in &new {
+                let s = &st.scan;
+                query = query
+                    .bind(s.scan_id.as_str())
+                    .bind(s.device_id.as_str())
+                    .bind(s.device_seq as i64)
+                    .bind(s.scanned_unix_ms)
+                    .bind(i64::from(s.step.to_wire()))
+                    .bind(s.principal.as_str())
+                    .bind(s.box_id.as_str())
+                    .bind(s.trip_id.as_str())
+                    .bind(st.township.as_str())
+                    .bind(s.corrects_scan_id.as_str())
+                    .bind(st.recorded_at.as_str())
+                    .bind(st.recorded_ms)
+                    .bind(st.bytes.as_slice());
+            }
+            query.execute(conn).await.map(|_| ())
+        })?;
         // The objects each new scan is about.
         let mut objects: Vec<(String, String)> = Vec::new();
         for st in &new {
@@ -338,18 +343,20 @@ async fn flush_scans(
                 "INSERT INTO custody_objects (object_id, scan_id) VALUES {} ON CONFLICT (object_id, scan_id) DO NOTHING",
                 crate::store::value_rows(rows.len(), 2, backend)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (object, scan_id) in rows {
-                query = query.bind(object.clone()).bind(scan_id.clone());
-            }
-            query.execute(&mut **tx).await?;
+            with_tx!(&mut *tx, conn => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (object, scan_id) in rows {
+                    query = query.bind(object.as_str()).bind(scan_id.as_str());
+                }
+                query.execute(conn).await.map(|_| ())
+            })?;
         }
         for st in &new {
             let s = &st.scan;
             match s.step {
                 Step::RegisterDocument => {
                     if let Some(doc) = &s.document {
-                        sqlx::query(
+                        with_tx!(&mut *tx, conn => sqlx::query(
                             "INSERT INTO custody_documents (document_id, case_id, kind, pages, title, registered_at) \
                              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (document_id) DO NOTHING",
                         )
@@ -359,20 +366,18 @@ async fn flush_scans(
                         .bind(i64::from(doc.pages))
                         .bind(doc.title.clone())
                         .bind(st.recorded_at.clone())
-                        .execute(&mut **tx)
-                        .await?;
+                        .execute(conn).await.map(|_| ()))?;
                     }
                 }
                 Step::RegisterBox => {
-                    sqlx::query(
+                    with_tx!(&mut *tx, conn => sqlx::query(
                         "INSERT INTO custody_boxes (box_id, label, registered_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (box_id) DO NOTHING",
                     )
                     .bind(s.box_id.clone())
                     .bind(s.box_label.clone())
                     .bind(st.recorded_at.clone())
-                    .execute(&mut **tx)
-                    .await?;
+                    .execute(conn).await.map(|_| ()))?;
                 }
                 _ => {}
             }
@@ -382,13 +387,13 @@ async fn flush_scans(
 }
 
 async fn record_conflict(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     scan: &Scan,
     township: &str,
     recorded_at: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    with_tx!(&mut *tx, conn => sqlx::query(
         "INSERT INTO custody_conflicts (scan_id, device_id, device_seq, township, recorded_at, scanned_ms, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -399,14 +404,13 @@ async fn record_conflict(
     .bind(recorded_at.to_owned())
     .bind(scan.scanned_unix_ms)
     .bind(detail.to_owned())
-    .execute(&mut **tx)
-    .await?;
+    .execute(conn).await.map(|_| ()))?;
     Ok(())
 }
 
 /// Folds an `AnomalyNote` (the wire edge has already refused a state a note cannot move to).
 async fn fold_note(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     note: &AnomalyNote,
 ) -> Result<Result<(), String>, StoreError> {
@@ -416,7 +420,7 @@ async fn fold_note(
             note.key
         )));
     }
-    sqlx::query(
+    with_tx!(&mut *tx, conn => sqlx::query(
         "INSERT INTO custody_anomaly_notes (anomaly_key, state, text, noted_by, noted_ms, township) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -426,8 +430,7 @@ async fn fold_note(
     .bind(note.by.clone())
     .bind(physical_ms(event.event.hlc) as i64)
     .bind(event.route_key.to_string())
-    .execute(&mut **tx)
-    .await?;
+    .execute(conn).await.map(|_| ()))?;
     Ok(Ok(()))
 }
 
@@ -449,16 +452,17 @@ struct StoredScan {
 const SCAN_COLUMNS: &str = "scan, recorded_at, recorded_ms, (SELECT d.scan_id FROM custody_scans d \
      WHERE d.corrects = custody_scans.scan_id AND d.step = 12 LIMIT 1) AS retracted_by"; // 12: ERROR_DECLARATION
 
-fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<StoredScan, StoreError> {
-    let bytes: Vec<u8> = row.try_get(0)?;
-    let retracted: Option<String> = row.try_get(3)?;
+/// A row as [`SCAN_COLUMNS`] selects it.
+type ScanRow = (Vec<u8>, String, i64, Option<String>);
+
+fn stored_from_row((bytes, recorded_at, recorded_ms, retracted_by): ScanRow) -> Result<StoredScan, StoreError> {
     Ok(StoredScan {
         recorded: RecordedScan {
             scan: decode_scan(&bytes)?,
-            recorded_at: row.try_get(1)?,
-            recorded_ms: row.try_get(2)?,
+            recorded_at,
+            recorded_ms,
         },
-        retracted: retracted.is_some(),
+        retracted: retracted_by.is_some(),
     })
 }
 
@@ -508,19 +512,16 @@ impl Store {
         match scan.step {
             Step::RegisterDocument => {
                 let case_id = scan.document.as_ref().map(|d| d.case_id.clone()).unwrap_or_default();
-                let origin: Option<String> = sqlx::query_scalar("SELECT origin FROM cases WHERE case_id = $1")
+                let origin: Option<String> = with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT origin FROM cases WHERE case_id = $1")
                     .bind(case_id)
-                    .fetch_optional(self.pool())
-                    .await?;
+                    .fetch_optional(conn).await)?;
                 Ok(origin.and_then(|o| NodeId::new(o).ok()).unwrap_or(here))
             }
             Step::RegisterBox => Ok(here),
             Step::ErrorDeclaration => {
-                let township: Option<String> =
-                    sqlx::query_scalar("SELECT township FROM custody_scans WHERE scan_id = $1")
+                let township: Option<String> = with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT township FROM custody_scans WHERE scan_id = $1")
                         .bind(scan.corrects_scan_id.clone())
-                        .fetch_optional(self.pool())
-                        .await?;
+                        .fetch_optional(conn).await)?;
                 Ok(township
                     .and_then(|t| NodeId::new(t).ok())
                     .unwrap_or_else(|| here.county()))
@@ -532,12 +533,10 @@ impl Store {
                 if let Some(key) = packed_in_upload.get(&scan.trip_id) {
                     return Ok(key.clone());
                 }
-                let stored: Option<String> =
-                    sqlx::query_scalar("SELECT township FROM custody_scans WHERE trip_id = $1 AND step = $2 LIMIT 1")
+                let stored: Option<String> = with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT township FROM custody_scans WHERE trip_id = $1 AND step = $2 LIMIT 1")
                         .bind(scan.trip_id.clone())
                         .bind(i64::from(Step::Pack.to_wire()))
-                        .fetch_optional(self.pool())
-                        .await?;
+                        .fetch_optional(conn).await)?;
                 Ok(stored
                     .and_then(|t| NodeId::new(t).ok())
                     .unwrap_or_else(|| here.county()))
@@ -632,11 +631,14 @@ impl Store {
                 "SELECT scan_id, scan FROM custody_scans WHERE scan_id IN ({})",
                 placeholders.join(", ")
             );
-            let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
-            for scan in chunk {
-                query = query.bind(scan.scan_id.clone());
-            }
-            known.extend(query.fetch_all(self.pool()).await?);
+            let rows: Vec<(String, Vec<u8>)> = with_pool!(self.pool(), conn => {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for scan in chunk {
+                    query = query.bind(scan.scan_id.as_str());
+                }
+                query.fetch_all(conn).await
+            })?;
+            known.extend(rows);
         }
         Ok(known)
     }
@@ -690,13 +692,11 @@ impl Store {
     }
 
     async fn scans_where(&self, condition: &str, value: &str) -> Result<Vec<StoredScan>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SCAN_COLUMNS} FROM custody_scans WHERE {condition}"
-        )))
-        .bind(value.to_owned())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(stored_from_row).collect()
+        let sql = format!("SELECT {SCAN_COLUMNS} FROM custody_scans WHERE {condition}");
+        let rows: Vec<ScanRow> = with_pool!(self.pool(), conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(value).fetch_all(conn).await
+        })?;
+        rows.into_iter().map(stored_from_row).collect()
     }
 
     async fn trip(&self, trip_id: &str) -> Result<(TripView, Vec<StoredScan>), StoreError> {
@@ -715,12 +715,12 @@ impl Store {
             WhereTarget::Document(id) => Ok(vec![self.where_is_document(id).await?]),
             WhereTarget::Box(id) => Ok(vec![self.where_is_box(id).await?]),
             WhereTarget::Case(case) => {
-                let docs: Vec<String> = sqlx::query_scalar(
-                    "SELECT document_id FROM custody_documents WHERE case_id = $1 ORDER BY document_id",
-                )
-                .bind(case.clone())
-                .fetch_all(self.pool())
-                .await
+                let docs: Vec<String> = with_pool!(self.pool(), conn => {
+                    sqlx::query_scalar("SELECT document_id FROM custody_documents WHERE case_id = $1 ORDER BY document_id")
+                        .bind(case.as_str())
+                        .fetch_all(conn)
+                        .await
+                })
                 .map_err(StoreError::from)?;
                 if docs.is_empty() {
                     return Err(CustodyError::NotFound(format!(
@@ -738,12 +738,13 @@ impl Store {
     }
 
     async fn where_is_document(&self, id: &str) -> Result<Whereabouts, CustodyError> {
-        let case_id: Option<String> =
+        let case_id: Option<String> = with_pool!(self.pool(), conn => {
             sqlx::query_scalar("SELECT case_id FROM custody_documents WHERE document_id = $1")
-                .bind(id.to_owned())
-                .fetch_optional(self.pool())
+                .bind(id)
+                .fetch_optional(conn)
                 .await
-                .map_err(StoreError::from)?;
+        })
+        .map_err(StoreError::from)?;
         let own = self
             .scans_where(
                 "scan_id IN (SELECT scan_id FROM custody_objects WHERE object_id = $1)",
@@ -906,15 +907,14 @@ impl Store {
                 });
             };
         // Recent trips, each judged on its own, then what spans trips.
-        let trip_ids: Vec<(String, String)> = sqlx::query_as(
+        let trip_ids: Vec<(String, String)> = with_pool!(self.pool(), conn => sqlx::query_as(
             "SELECT trip_id, MIN(township) FROM custody_scans WHERE trip_id <> '' AND scanned_ms > $1 GROUP BY trip_id",
         )
         .bind(now - ANOMALY_WINDOW_MS)
-        .fetch_all(self.pool())
-        .await?;
-        let registered_docs: BTreeSet<String> = sqlx::query_scalar("SELECT document_id FROM custody_documents")
-            .fetch_all(self.pool())
-            .await?
+        .fetch_all(conn).await)?;
+        let registered_docs: BTreeSet<String> =
+            with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT document_id FROM custody_documents")
+            .fetch_all(conn).await)?
             .into_iter()
             .collect();
         let mut trips: Vec<(TripView, String)> = Vec::new();
@@ -1026,12 +1026,11 @@ impl Store {
         let devices: Vec<(String, i64, i64, String)> = if self.node().tier() != Tier::County {
             Vec::new()
         } else {
-            sqlx::query_as(
+            with_pool!(self.pool(), conn => sqlx::query_as(
                 "SELECT device_id, MAX(device_seq), COUNT(DISTINCT device_seq), MAX(principal) FROM custody_scans \
              GROUP BY device_id",
             )
-            .fetch_all(self.pool())
-            .await?
+            .fetch_all(conn).await)?
         };
         for (device, max, count, scanner) in devices {
             if count >= max {
@@ -1043,10 +1042,9 @@ impl Store {
                 .parse::<Principal>()
                 .map(|p| township_of(p.place()).to_string())
                 .unwrap_or_else(|_| self.node().to_string());
-            let seqs: BTreeSet<i64> = sqlx::query_scalar("SELECT device_seq FROM custody_scans WHERE device_id = $1")
+            let seqs: BTreeSet<i64> = with_pool!(self.pool(), conn => sqlx::query_scalar("SELECT device_seq FROM custody_scans WHERE device_id = $1")
                 .bind(device.clone())
-                .fetch_all(self.pool())
-                .await?
+                .fetch_all(conn).await)?
                 .into_iter()
                 .collect();
             let mut missing = (1..=max).filter(|s| !seqs.contains(s)).peekable();
@@ -1058,7 +1056,7 @@ impl Store {
                 }
                 // The trip of the first scan after the gap (or the last before it), and the
                 // township its PACK went to.
-                let packed_for: Option<String> = sqlx::query_scalar(
+                let packed_for: Option<String> = with_pool!(self.pool(), conn => sqlx::query_scalar(
                     "SELECT p.township FROM custody_scans s JOIN custody_scans p ON p.trip_id = s.trip_id \
                      AND p.step = $1 WHERE s.device_id = $2 AND s.trip_id <> '' \
                      ORDER BY CASE WHEN s.device_seq > $3 THEN s.device_seq ELSE $4 - s.device_seq END LIMIT 1",
@@ -1067,8 +1065,7 @@ impl Store {
                 .bind(device.clone())
                 .bind(to)
                 .bind(i64::MAX / 2)
-                .fetch_optional(self.pool())
-                .await?;
+                .fetch_optional(conn).await)?;
                 let tw = packed_for.unwrap_or_else(|| own.clone());
                 add(
                     format!("device_sequence_gap/{device}/{from}"),
@@ -1083,11 +1080,10 @@ impl Store {
             }
         }
         // Conflicting copies: of one scan id, or two scan ids for one device number.
-        let conflicts: Vec<(String, String, i64, String, String, i64, String)> = sqlx::query_as(
+        let conflicts: Vec<(String, String, i64, String, String, i64, String)> = with_pool!(self.pool(), conn => sqlx::query_as(
             "SELECT scan_id, device_id, device_seq, township, recorded_at, scanned_ms, detail FROM custody_conflicts",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn).await)?;
         for (scan_id, _device, _seq, tw, recorded_at, at, detail) in conflicts {
             add(
                 format!("conflicting_duplicate/scan/{scan_id}"),
@@ -1098,12 +1094,11 @@ impl Store {
                 ("", "", "", &scan_id),
             );
         }
-        let doubled: Vec<(String, i64, String, i64)> = sqlx::query_as(
+        let doubled: Vec<(String, i64, String, i64)> = with_pool!(self.pool(), conn => sqlx::query_as(
             "SELECT device_id, device_seq, MAX(township), MIN(scanned_ms) FROM custody_scans \
              GROUP BY device_id, device_seq HAVING COUNT(*) > 1",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn).await)?;
         for (device, seq, tw, at) in doubled {
             add(
                 format!("conflicting_duplicate/device/{device}/{seq}"),
@@ -1115,11 +1110,10 @@ impl Store {
             );
         }
         // Notes: the latest decides the state.
-        let notes: Vec<(String, i64, String, String)> = sqlx::query_as(
+        let notes: Vec<(String, i64, String, String)> = with_pool!(self.pool(), conn => sqlx::query_as(
             "SELECT anomaly_key, state, text, noted_by FROM custody_anomaly_notes ORDER BY noted_ms, state",
         )
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn).await)?;
         for (key, state, text, by) in notes {
             if let Some(a) = found.get_mut(&key) {
                 a.state = i32::try_from(state)
@@ -1145,13 +1139,12 @@ impl Store {
     /// The case's registered paper originals that are not at this node now, each with a
     /// sentence saying where it is (empty when every original is here or none is registered).
     pub async fn originals_elsewhere(&self, case_id: &str) -> Result<Vec<String>, StoreError> {
-        let originals: Vec<String> = sqlx::query_scalar(
+        let originals: Vec<String> = with_pool!(self.pool(), conn => sqlx::query_scalar(
             "SELECT document_id FROM custody_documents WHERE case_id = $1 AND kind = $2 ORDER BY document_id",
         )
         .bind(case_id.to_owned())
         .bind(i64::from(DocumentKind::to_wire(Some(DocumentKind::Original))))
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn).await)?;
         let mut elsewhere = Vec::new();
         for doc in originals {
             let w = match self.where_is_document(&doc).await {
@@ -1180,33 +1173,27 @@ impl Store {
         box_id: Option<&str>,
         case_id: Option<&str>,
     ) -> Result<Vec<(Scan, String, i64, bool)>, StoreError> {
-        let rows = match (box_id, case_id) {
-            (Some(b), _) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SCAN_COLUMNS} FROM custody_scans WHERE box_id = $1 OR corrects IN \
-                     (SELECT scan_id FROM custody_scans WHERE box_id = $1) ORDER BY scanned_ms, scan_id"
-                )))
-                .bind(b.to_owned())
-                .fetch_all(self.pool())
-                .await?
-            }
-            (None, Some(c)) => sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = match (box_id, case_id) {
+            (Some(_), _) => format!(
+                "SELECT {SCAN_COLUMNS} FROM custody_scans WHERE box_id = $1 OR corrects IN \
+                 (SELECT scan_id FROM custody_scans WHERE box_id = $1) ORDER BY scanned_ms, scan_id"
+            ),
+            (None, Some(_)) => format!(
                 "SELECT {SCAN_COLUMNS} FROM custody_scans WHERE scan_id IN (SELECT o.scan_id FROM custody_objects o \
-                     JOIN custody_documents d ON d.document_id = o.object_id WHERE d.case_id = $1) \
-                     ORDER BY scanned_ms, scan_id"
-            )))
-            .bind(c.to_owned())
-            .fetch_all(self.pool())
-            .await?,
-            (None, None) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SCAN_COLUMNS} FROM custody_scans ORDER BY scanned_ms, scan_id"
-                )))
-                .fetch_all(self.pool())
-                .await?
-            }
+                 JOIN custody_documents d ON d.document_id = o.object_id WHERE d.case_id = $1) \
+                 ORDER BY scanned_ms, scan_id"
+            ),
+            (None, None) => format!("SELECT {SCAN_COLUMNS} FROM custody_scans ORDER BY scanned_ms, scan_id"),
         };
-        rows.iter()
+        let filter = box_id.or(case_id);
+        let rows: Vec<ScanRow> = with_pool!(self.pool(), conn => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            if let Some(value) = filter {
+                query = query.bind(value);
+            }
+            query.fetch_all(conn).await
+        })?;
+        rows.into_iter()
             .map(|r| {
                 let s = stored_from_row(r)?;
                 Ok((

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::AssertSqlSafe;
 use tongban_proto::v1::{self as pb, EventKind, RouteClass, event_body::Body};
 
 use crate::calendar::shanghai_date;
@@ -22,7 +22,10 @@ use crate::catalogue::SealType;
 use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::ids::NodeId;
 use crate::pki::Principal;
-use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter};
+use crate::store::{
+    Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WarningFilter, WriteTx,
+};
+use crate::{with_pool, with_tx};
 
 /// Days after issue without a rating before the node records the default rating.
 pub const DEFAULT_RATING_DAYS: i64 = 7;
@@ -275,7 +278,7 @@ fn handler_of(view: &CaseView) -> NodeId {
 /// Folds what a step means for oversight, after the step itself was applied to `view`: a
 /// register entry for each stamped step (decide, issue), a rectification item for a bad rating.
 async fn record_step(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     view: &CaseView,
     t: &Transition,
@@ -297,53 +300,59 @@ async fn record_step(
         CaseAction::Rate { level, .. } if level.is_bad() => {
             // On the calendar in force here; every replica on the path holds the county's latest.
             let deadline = calendar.add_working_days(ms_date(t.at_ms), RECTIFICATION_WORKING_DAYS);
-            sqlx::query(
-                "INSERT INTO rectifications (case_id, case_number, item_code, township, handler, level, opened_ms, \
-                 deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(view.id.to_string())
-            .bind(view.number.to_string())
-            .bind(view.terms.implementation_code.clone())
-            .bind(view.front_desk().to_string())
-            .bind(handler_of(view).to_string())
-            .bind(level.as_str().to_owned())
-            .bind(t.at_ms as i64)
-            .bind(deadline.to_string())
-            .execute(&mut **tx)
-            .await?;
+            with_tx!(tx, conn => {
+                sqlx::query(
+                    "INSERT INTO rectifications (case_id, case_number, item_code, township, handler, level, \
+                     opened_ms, deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(view.id.to_string())
+                .bind(view.number.to_string())
+                .bind(view.terms.implementation_code.as_str())
+                .bind(view.front_desk().to_string())
+                .bind(handler_of(view).to_string())
+                .bind(level.as_str())
+                .bind(t.at_ms as i64)
+                .bind(deadline.to_string())
+                .execute(conn)
+                .await
+                .map(|_| ())
+            })?;
             return Ok(());
         }
         _ => return Ok(()),
     };
-    sqlx::query(
-        "INSERT INTO seal_register (origin, seq, seal, day, at_ms, case_id, case_number, item_code, item_name, \
-         township, action, reason, approver, stamped_by, impressions) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(event.origin.to_string())
-    .bind(event.event.seq as i64)
-    .bind(seal.as_str().to_owned())
-    .bind(ms_date(t.at_ms).to_string())
-    .bind(t.at_ms as i64)
-    .bind(view.id.to_string())
-    .bind(view.number.to_string())
-    .bind(view.terms.implementation_code.clone())
-    .bind(view.terms.name.clone())
-    .bind(view.front_desk().to_string())
-    .bind(t.action.kind().as_str().to_owned())
-    .bind(t.reason.clone().unwrap_or_default())
-    .bind(approver)
-    .bind(stamped_by)
-    .bind(i64::from(impressions))
-    .execute(&mut **tx)
-    .await?;
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "INSERT INTO seal_register (origin, seq, seal, day, at_ms, case_id, case_number, item_code, item_name, \
+             township, action, reason, approver, stamped_by, impressions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(event.origin.as_str())
+        .bind(event.event.seq as i64)
+        .bind(seal.as_str())
+        .bind(ms_date(t.at_ms).to_string())
+        .bind(t.at_ms as i64)
+        .bind(view.id.to_string())
+        .bind(view.number.to_string())
+        .bind(view.terms.implementation_code.as_str())
+        .bind(view.terms.name.as_str())
+        .bind(view.front_desk().to_string())
+        .bind(t.action.kind().as_str())
+        .bind(t.reason.as_deref().unwrap_or_default())
+        .bind(approver.as_str())
+        .bind(stamped_by.as_str())
+        .bind(i64::from(impressions))
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
     Ok(())
 }
 
 /// Folds a `RectificationResponse`: the item must exist here and be open, the author must be the
 /// handling node, the principal the envelope's, and the response non-blank.
 async fn fold_response(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     event: &CheckedEvent,
     body: &pb::RectificationResponse,
 ) -> Result<Result<(), String>, StoreError> {
@@ -353,15 +362,15 @@ async fn fold_response(
             body.principal, event.event.principal
         )));
     }
-    let row = sqlx::query("SELECT handler, responded_ms FROM rectifications WHERE case_id = $1")
-        .bind(body.case_id.clone())
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else {
+    let row: Option<(String, Option<i64>)> = with_tx!(&mut *tx, conn => {
+        sqlx::query_as("SELECT handler, responded_ms FROM rectifications WHERE case_id = $1")
+            .bind(body.case_id.as_str())
+            .fetch_optional(conn)
+            .await
+    })?;
+    let Some((handler, responded)) = row else {
         return Ok(Err(format!("no rectification item for case {} here", body.case_id)));
     };
-    let handler: String = row.try_get(0)?;
-    let responded: Option<i64> = row.try_get(1)?;
     if handler != event.origin.as_str() {
         return Ok(Err(format!(
             "rectification of case {} is for {handler} to answer, not {}",
@@ -380,62 +389,92 @@ async fn fold_response(
             body.case_id
         )));
     }
-    sqlx::query("UPDATE rectifications SET responded_ms = $1, response = $2, responder = $3 WHERE case_id = $4")
-        .bind(crate::hlc::physical_ms(event.event.hlc) as i64)
-        .bind(body.response.clone())
-        .bind(body.principal.clone())
-        .bind(body.case_id.clone())
-        .execute(&mut **tx)
-        .await?;
+    with_tx!(tx, conn => {
+        sqlx::query("UPDATE rectifications SET responded_ms = $1, response = $2, responder = $3 WHERE case_id = $4")
+            .bind(crate::hlc::physical_ms(event.event.hlc) as i64)
+            .bind(body.response.as_str())
+            .bind(body.principal.as_str())
+            .bind(body.case_id.as_str())
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })?;
     Ok(Ok(()))
 }
 
-fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SealEntry, StoreError> {
+/// A `seal_register` row as stored.
+#[derive(sqlx::FromRow)]
+struct SealRow {
+    origin: String,
+    seal: String,
+    day: String,
+    at_ms: i64,
+    case_id: String,
+    case_number: String,
+    item_code: String,
+    item_name: String,
+    township: String,
+    action: String,
+    reason: String,
+    approver: String,
+    stamped_by: String,
+    impressions: i64,
+}
+
+fn entry_from_row(row: SealRow) -> Result<SealEntry, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("seal register: {what}"));
-    let seal: String = row.try_get("seal")?;
-    let day: String = row.try_get("day")?;
-    let at_ms: i64 = row.try_get("at_ms")?;
-    let impressions: i64 = row.try_get("impressions")?;
     Ok(SealEntry {
-        seal: seal.parse().map_err(|_| corrupt("seal"))?,
-        date: day.parse().map_err(|_| corrupt("day"))?,
-        at_ms: at_ms.max(0) as u64,
-        case_id: row.try_get("case_id")?,
-        case_number: row.try_get("case_number")?,
-        item_code: row.try_get("item_code")?,
-        item_name: row.try_get("item_name")?,
-        township: row.try_get("township")?,
-        action: row.try_get("action")?,
-        reason: row.try_get("reason")?,
-        approver: row.try_get("approver")?,
-        stamped_by: row.try_get("stamped_by")?,
-        impressions: u32::try_from(impressions).unwrap_or(1),
-        at_node: row.try_get("origin")?,
+        seal: row.seal.parse().map_err(|_| corrupt("seal"))?,
+        date: row.day.parse().map_err(|_| corrupt("day"))?,
+        at_ms: row.at_ms.max(0) as u64,
+        case_id: row.case_id,
+        case_number: row.case_number,
+        item_code: row.item_code,
+        item_name: row.item_name,
+        township: row.township,
+        action: row.action,
+        reason: row.reason,
+        approver: row.approver,
+        stamped_by: row.stamped_by,
+        impressions: u32::try_from(row.impressions).unwrap_or(1),
+        at_node: row.origin,
     })
 }
 
-fn rectification_from_row(row: &sqlx::any::AnyRow) -> Result<Rectification, StoreError> {
+/// A `rectifications` row as [`RECTIFICATION_COLUMNS`] selects it.
+#[derive(sqlx::FromRow)]
+struct RectificationRow {
+    case_id: String,
+    case_number: String,
+    item_code: String,
+    township: String,
+    handler: String,
+    level: String,
+    opened_ms: i64,
+    deadline: String,
+    responded_ms: Option<i64>,
+    response: Option<String>,
+    responder: Option<String>,
+}
+
+fn rectification_from_row(row: RectificationRow) -> Result<Rectification, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("rectifications: {what}"));
-    let level: String = row.try_get("level")?;
-    let deadline: String = row.try_get("deadline")?;
-    let opened_ms: i64 = row.try_get("opened_ms")?;
-    let responded_ms: Option<i64> = row.try_get("responded_ms")?;
     Ok(Rectification {
-        case_id: row.try_get("case_id")?,
-        case_number: row.try_get("case_number")?,
-        item_code: row.try_get("item_code")?,
-        township: row.try_get("township")?,
-        handler: row.try_get("handler")?,
         level: RatingLevel::ALL
             .iter()
             .copied()
-            .find(|l| l.as_str() == level)
+            .find(|l| l.as_str() == row.level)
             .ok_or_else(|| corrupt("level"))?,
-        opened_ms: opened_ms.max(0) as u64,
-        deadline: deadline.parse().map_err(|_| corrupt("deadline"))?,
-        responded_ms: responded_ms.map(|ms| ms.max(0) as u64),
-        response: row.try_get("response")?,
-        responder: row.try_get("responder")?,
+        opened_ms: row.opened_ms.max(0) as u64,
+        deadline: row.deadline.parse().map_err(|_| corrupt("deadline"))?,
+        responded_ms: row.responded_ms.map(|ms| ms.max(0) as u64),
+        case_id: row.case_id,
+        case_number: row.case_number,
+        item_code: row.item_code,
+        township: row.township,
+        handler: row.handler,
+        response: row.response,
+        responder: row.responder,
     })
 }
 
@@ -481,12 +520,14 @@ impl Store {
         }
         sql.push_str(" ORDER BY at_ms, origin, seq");
         // Only fixed fragments and placeholders; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for b in binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(entry_from_row).collect()
+        let rows: Vec<SealRow> = with_pool!(self.pool(), conn => {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql));
+            for b in binds {
+                query = query.bind(b);
+            }
+            query.fetch_all(conn).await
+        })?;
+        rows.into_iter().map(entry_from_row).collect()
     }
 
     /// Rectification items, oldest first, of one township or all, optionally only the open ones.
@@ -503,23 +544,23 @@ impl Store {
             sql.push_str(" AND responded_ms IS NULL");
         }
         sql.push_str(" ORDER BY opened_ms, case_id");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(t) = township {
-            query = query.bind(t.to_string());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(rectification_from_row).collect()
+        let rows: Vec<RectificationRow> = with_pool!(self.pool(), conn => {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql));
+            if let Some(t) = township {
+                query = query.bind(t.as_str());
+            }
+            query.fetch_all(conn).await
+        })?;
+        rows.into_iter().map(rectification_from_row).collect()
     }
 
     /// One rectification item by its id (the case id).
     pub async fn rectification(&self, id: &str) -> Result<Option<Rectification>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {RECTIFICATION_COLUMNS} FROM rectifications WHERE case_id = $1"
-        )))
-        .bind(id.to_owned())
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(rectification_from_row).transpose()
+        let sql = format!("SELECT {RECTIFICATION_COLUMNS} FROM rectifications WHERE case_id = $1");
+        let row: Option<RectificationRow> = with_pool!(self.pool(), conn => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+        })?;
+        row.map(rectification_from_row).transpose()
     }
 
     /// Closes the rectification item `id` with `response`, by `principal` acting at this node,
@@ -583,12 +624,12 @@ impl Store {
     /// rated. Returns the cases rated. A case rated or moved meanwhile is skipped.
     pub async fn record_default_ratings(&self, now_ms: i64) -> Result<Vec<CaseId>, StoreError> {
         let cutoff = now_ms.saturating_sub(DEFAULT_RATING_DAYS * DAY_MS);
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT view FROM cases WHERE holder = $1 AND (state = 'issued' OR state = 'delivered')",
-        )
-        .bind(self.node().to_string())
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<String> = with_pool!(self.pool(), conn => {
+            sqlx::query_scalar("SELECT view FROM cases WHERE holder = $1 AND (state = 'issued' OR state = 'delivered')")
+                .bind(self.node().as_str())
+                .fetch_all(conn)
+                .await
+        })?;
         let me = Principal::Node(self.node().clone());
         let mut rated = Vec::new();
         for json in rows {
@@ -618,17 +659,15 @@ impl Store {
         let in_force = self.calendar().await?;
         let calendar = &in_force.calendar;
         let views: Vec<String> = match township {
-            Some(t) => {
+            Some(t) => with_pool!(self.pool(), conn => {
                 sqlx::query_scalar("SELECT view FROM cases WHERE township = $1")
-                    .bind(t.to_string())
-                    .fetch_all(self.pool())
-                    .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT view FROM cases")
-                    .fetch_all(self.pool())
-                    .await?
-            }
+                    .bind(t.as_str())
+                    .fetch_all(conn)
+                    .await
+            })?,
+            None => with_pool!(self.pool(), conn => {
+                sqlx::query_scalar("SELECT view FROM cases").fetch_all(conn).await
+            })?,
         };
         let rectifications: HashMap<String, Rectification> = self
             .rectifications(township, false)

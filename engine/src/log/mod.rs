@@ -1,6 +1,6 @@
 //! The event log of one node: the append-only log, the link cursors and alarms, and the
 //! projections the domains registered, folded in the same transaction as the events, on SQLite
-//! (embedded default) or PostgreSQL through sqlx's `Any` driver.
+//! (embedded default) or PostgreSQL, each through its own typed driver (see [`crate::db`]).
 //!
 //! Every write goes through one async mutex (the *writer*), which owns the next `local_seq`, the
 //! next own sequence number and the domains' writer states. Serialising writers is what makes
@@ -20,11 +20,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prost::Message;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tongban_proto::v1::{self as pb};
 
+pub use crate::db::{Backend, Pool, WriteTx};
 pub use links::{LinkCursor, LinkRole, LinkTotals};
 pub use projection::{DomainState, DomainStates, FoldContext, FoldOutcome, Projection, ProjectionFuture, Projections};
 
@@ -32,6 +34,7 @@ use crate::clock::Clock;
 use crate::event::{self, CheckedEvent, EventError, NewEvent, Routing};
 use crate::hlc::Hlc;
 use crate::ids::NodeId;
+use crate::{with_pool, with_tx};
 
 /// Errors from the store. Database failures are reported as-is; rule breaks on events this node
 /// authors are `Refused`.
@@ -85,22 +88,6 @@ impl StoreLocation {
     }
 }
 
-/// Which database engine is behind the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgresql",
-        }
-    }
-}
-
 /// How much a node's log may hold in memory and how many connections it opens: chosen by the
 /// tier (a village point is a small machine with one link; a county serves every township).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +137,7 @@ pub struct ApplyReport {
 
 /// One node's event log. Cheap to share behind an `Arc`.
 pub struct EventLog {
-    pool: AnyPool,
+    pool: Pool,
     backend: Backend,
     node: NodeId,
     hlc: Hlc,
@@ -183,52 +170,27 @@ impl EventLog {
         clock: Arc<dyn Clock>,
         tuning: LogTuning,
     ) -> Result<Arc<EventLog>, StoreError> {
-        sqlx::any::install_default_drivers();
         let backend = location.backend();
         if let StoreLocation::SqliteFile(path) = location
             && let Some(dir) = path.parent()
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         }
-        let mut options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => tuning.sqlite_connections,
-                Backend::Postgres => tuning.postgres_connections,
-            })
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            // Page cache per connection (negative: in KiB), as the tier chose.
-            let cache_pragma = format!("PRAGMA cache_size = -{}", tuning.sqlite_cache_kib.max(64));
-            options = options.after_connect(move |conn, _meta| {
-                let cache_pragma = cache_pragma.clone();
-                Box::pin(async move {
-                    // WAL + FULL: an acknowledged commit survives kill -9 and power loss.
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    // Checkpoints run in the background (see `checkpoint_in_background`), not
-                    // inside whichever commit happens to cross the threshold: copying a large
-                    // WAL back and fsyncing the database there stalled replication for ~1 s.
-                    sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
-                    sqlx::query(AssertSqlSafe(cache_pragma)).execute(&mut *conn).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(&location.url()).await?;
+        let pool = connect(location, backend, &tuning).await?;
         schema::migrate(&pool, backend).await?;
         // Each domain's tables, with its own migration history, in registration order.
         for projection in projections.all() {
             if let Some(mut migrator) = projection.migrations(backend) {
                 migrator.dangerous_set_table_name(format!("_migrations_{}", projection.name()));
-                migrator.run(&pool).await?;
+                pool.migrate(&migrator).await?;
             }
         }
 
-        let owner: Option<String> = sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'node_id'")
-            .fetch_optional(&pool)
-            .await?;
+        let owner: Option<String> = with_pool!(&pool, conn => {
+            sqlx::query_scalar("SELECT value FROM node_meta WHERE key = 'node_id'")
+                .fetch_optional(conn)
+                .await
+        })?;
         match owner {
             Some(found) if found != node.as_str() => {
                 return Err(StoreError::WrongNode {
@@ -238,20 +200,25 @@ impl EventLog {
             }
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO node_meta (key, value) VALUES ('node_id', $1)")
-                    .bind(node.to_string())
-                    .execute(&pool)
-                    .await?;
+                with_pool!(&pool, conn => {
+                    sqlx::query("INSERT INTO node_meta (key, value) VALUES ('node_id', $1)")
+                        .bind(node.as_str())
+                        .execute(conn)
+                        .await
+                        .map(|done| done.rows_affected())
+                })?;
             }
         }
 
-        let last_local: Option<i64> = sqlx::query_scalar("SELECT MAX(local_seq) FROM events")
-            .fetch_one(&pool)
-            .await?;
-        let last_own: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE origin = $1")
-            .bind(node.to_string())
-            .fetch_one(&pool)
-            .await?;
+        let (last_local, last_own, max_hlc): (Option<i64>, Option<i64>, Option<i64>) = with_pool!(&pool, conn => {
+            sqlx::query_as(
+                "SELECT (SELECT MAX(local_seq) FROM events), (SELECT MAX(seq) FROM events WHERE origin = $1), \
+                 (SELECT MAX(hlc) FROM events)",
+            )
+            .bind(node.as_str())
+            .fetch_one(conn)
+            .await
+        })?;
         let mut domains = DomainStates::default();
         for projection in projections.all() {
             projection.load(&pool, &mut domains).await?;
@@ -278,9 +245,6 @@ impl EventLog {
             recent: recent::RecentEvents::new(last_local as u64 + 1, tuning.tail_bytes),
             wall: RwLock::new(clock),
         };
-        let max_hlc: Option<i64> = sqlx::query_scalar("SELECT MAX(hlc) FROM events")
-            .fetch_one(&store.pool)
-            .await?;
         store.hlc.observe(max_hlc.unwrap_or(0) as u64, store.wall_ms());
         let store = Arc::new(store);
         tokio::spawn(author_in_groups(Arc::downgrade(&store), author_requests));
@@ -327,20 +291,15 @@ impl EventLog {
         self.backend
     }
 
-    /// The connection pool, for the domains' own queries. Writes go through
+    /// The connection pool, for the domains' own queries (through [`with_pool!`]). Writes go through
     /// [`EventLog::author`] or a projection's fold, never straight to the pool.
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
-    /// IMMEDIATE`): a deferred transaction that reads first and writes later fails with
-    /// SQLITE_BUSY_SNAPSHOT when another connection wrote in between, which no timeout cures.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+    /// Begins a write transaction (see [`Pool::begin_write`]).
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(self.pool.begin_write().await?)
     }
 
     /// A small bookkeeping write (acks, checksum results, new links) under the writer mutex, so
@@ -364,7 +323,7 @@ impl EventLog {
     /// Closes the pool; on SQLite the WAL is checkpointed and truncated first.
     pub async fn close(&self) {
         if self.backend == Backend::Sqlite {
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+            let _ = with_pool!(&self.pool, conn => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(conn).await.map(|done| done.rows_affected()));
         }
         self.pool.close().await;
     }
@@ -453,9 +412,11 @@ impl EventLog {
         let mut staged = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         for (index, request) in group.iter().enumerate() {
-            let (state_before, staged_before) = (state.clone(), staged.len());
+            // Only an attempt with savepoints rolls one request back and goes on; the writer
+            // state it then restores grows with the group, so it is not copied otherwise.
+            let (state_before, staged_before) = (savepoints.then(|| state.clone()), staged.len());
             if savepoints {
-                sqlx::query("SAVEPOINT author_request").execute(&mut *tx).await?;
+                tx.execute_plain("SAVEPOINT author_request").await?;
             }
             let verdict = self
                 .stage_authored(&mut tx, &mut state, &request.events, &mut staged)
@@ -463,25 +424,26 @@ impl EventLog {
             match verdict {
                 Ok(()) => {
                     if savepoints {
-                        sqlx::query("RELEASE SAVEPOINT author_request")
-                            .execute(&mut *tx)
-                            .await?;
+                        tx.execute_plain("RELEASE SAVEPOINT author_request").await?;
                     }
                     outcomes.push(Ok(staged_before..staged.len()));
                 }
                 // Dropping the transaction rolls back everything folded in this attempt.
                 Err(refusal) if !savepoints => return Ok(GroupFold::Refused { index, refusal }),
                 Err(refusal) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT author_request")
-                        .execute(&mut *tx)
-                        .await?;
-                    state = state_before;
+                    tx.execute_plain("ROLLBACK TO SAVEPOINT author_request").await?;
+                    if let Some(before) = state_before {
+                        state = before;
+                    }
                     staged.truncate(staged_before);
                     outcomes.push(Err(refusal));
                 }
             }
         }
-        insert_events(&mut tx, self.backend, &staged, self.now_ms()).await?;
+        // What the projections staged for the whole group is written once, in multi-row
+        // statements, before the events.
+        self.flush(&mut tx, &mut state).await?;
+        insert_events(&mut tx, &staged, self.now_ms()).await?;
         tx.commit().await?;
         Ok(GroupFold::Committed {
             state,
@@ -494,7 +456,7 @@ impl EventLog {
     /// request only; the caller rolls its savepoint back.
     async fn stage_authored(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         state: &mut WriterState,
         new_events: &[NewEvent],
         staged: &mut Vec<StagedEvent>,
@@ -519,12 +481,11 @@ impl EventLog {
             state.next_local_seq += 1;
             state.next_own_seq += 1;
         }
-        self.flush(tx, state).await?;
         Ok(Ok(()))
     }
 
     /// Lets every projection write what it staged so far in this transaction.
-    async fn flush(&self, tx: &mut Transaction<'static, Any>, state: &mut WriterState) -> Result<(), StoreError> {
+    async fn flush(&self, tx: &mut WriteTx, state: &mut WriterState) -> Result<(), StoreError> {
         let mut cx = FoldContext {
             tx,
             backend: self.backend,
@@ -633,7 +594,7 @@ impl EventLog {
         }
         report.applied = staged.len();
         self.flush(&mut tx, &mut state).await?;
-        insert_events(&mut tx, self.backend, &staged, now).await?;
+        insert_events(&mut tx, &staged, now).await?;
         links::advance_applied(&mut tx, peer, through as i64, now).await?;
         tx.commit().await?;
         self.recent.push(&staged);
@@ -650,7 +611,7 @@ impl EventLog {
     /// refusal stops the fold (the caller then drops what this event staged).
     async fn fold(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         state: &mut WriterState,
         event: &CheckedEvent,
     ) -> Result<FoldOutcome, StoreError> {
@@ -691,17 +652,17 @@ impl EventLog {
         let committed = self.last_local_seq();
         let limit_rows = limit as i64;
         let after_row = after as i64;
-        let rows = match role {
-            LinkRole::Parent => {
-                sqlx::query(
+        let rows: Vec<EventRow> = match role {
+            LinkRole::Parent => with_pool!(&self.pool, conn => {
+                sqlx::query_as(
                     "SELECT local_seq, envelope FROM events \
                      WHERE to_parent = 1 AND local_seq > $1 ORDER BY local_seq LIMIT $2",
                 )
                 .bind(after_row)
                 .bind(limit_rows)
-                .fetch_all(&self.pool)
-                .await?
-            }
+                .fetch_all(conn)
+                .await
+            })?,
             LinkRole::Child => {
                 // Two index range scans (this child's path events, every child's down events)
                 // merged by local_seq; one query with OR would sort the whole backlog.
@@ -710,7 +671,7 @@ impl EventLog {
                 merge_limited(mine, all, limit)
             }
         };
-        let events = rows.iter().map(row_to_synced).collect::<Result<Vec<_>, _>>()?;
+        let events = rows.into_iter().map(row_to_synced).collect::<Result<Vec<_>, _>>()?;
         let through = match events.last() {
             Some(last) if events.len() >= limit => last.local_seq,
             Some(last) => last.local_seq.max(committed),
@@ -721,20 +682,21 @@ impl EventLog {
 
     /// Count and digest of what this node routed to `peer` up to `up_to`.
     pub async fn outbound_checksum(&self, peer: &NodeId, role: LinkRole, up_to: u64) -> Result<(u64, u64), StoreError> {
+        let up_to = up_to as i64;
         let rows: Vec<Vec<u8>> = match role {
-            LinkRole::Parent => {
+            LinkRole::Parent => with_pool!(&self.pool, conn => {
                 sqlx::query_scalar("SELECT content_hash FROM events WHERE to_parent = 1 AND local_seq <= $1")
-                    .bind(up_to as i64)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            LinkRole::Child => {
+                    .bind(up_to)
+                    .fetch_all(conn)
+                    .await
+            })?,
+            LinkRole::Child => with_pool!(&self.pool, conn => {
                 sqlx::query_scalar("SELECT content_hash FROM events WHERE route_child IN ($1, '*') AND local_seq <= $2")
-                    .bind(peer.to_string())
-                    .bind(up_to as i64)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+                    .bind(peer.as_str())
+                    .bind(up_to)
+                    .fetch_all(conn)
+                    .await
+            })?,
         };
         Ok(digest(&rows))
     }
@@ -742,49 +704,99 @@ impl EventLog {
     /// Count and digest of what this node received from `peer` up to the peer's `up_to`:
     /// the events it stored plus those it refused with an alarm (they arrived too).
     pub async fn inbound_checksum(&self, peer: &NodeId, up_to: u64) -> Result<(u64, u64), StoreError> {
-        let mut rows: Vec<Vec<u8>> =
+        let up_to = up_to as i64;
+        let mut rows: Vec<Vec<u8>> = with_pool!(&self.pool, conn => {
             sqlx::query_scalar("SELECT content_hash FROM events WHERE source = $1 AND source_seq <= $2")
-                .bind(peer.to_string())
-                .bind(up_to as i64)
-                .fetch_all(&self.pool)
-                .await?;
-        let refused: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT DISTINCT content_hash FROM alarms WHERE received_from = $1 AND source_seq > 0 AND source_seq <= $2",
-        )
-        .bind(peer.to_string())
-        .bind(up_to as i64)
-        .fetch_all(&self.pool)
-        .await?;
+                .bind(peer.as_str())
+                .bind(up_to)
+                .fetch_all(conn)
+                .await
+        })?;
+        let refused: Vec<Vec<u8>> = with_pool!(&self.pool, conn => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT content_hash FROM alarms WHERE received_from = $1 AND source_seq > 0 AND source_seq <= $2",
+            )
+            .bind(peer.as_str())
+            .bind(up_to)
+            .fetch_all(conn)
+            .await
+        })?;
         rows.extend(refused);
         Ok(digest(&rows))
     }
 
     /// Number of events in the log.
     pub async fn event_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = with_pool!(&self.pool, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(conn).await
+        })?;
         Ok(n as u64)
     }
 
     /// Number of events from `origin` in the log (bench and tests use it to wait for arrival).
     pub async fn count_from_origin(&self, origin: &NodeId) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1")
-            .bind(origin.to_string())
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = with_pool!(&self.pool, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1")
+                .bind(origin.as_str())
+                .fetch_one(conn)
+                .await
+        })?;
         Ok(n as u64)
     }
 
     /// Whether the event (origin, seq) is stored here.
     pub async fn has_event(&self, origin: &str, seq: u64) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1 AND seq = $2")
-            .bind(origin.to_owned())
-            .bind(seq as i64)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = with_pool!(&self.pool, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE origin = $1 AND seq = $2")
+                .bind(origin)
+                .bind(seq as i64)
+                .fetch_one(conn)
+                .await
+        })?;
         Ok(n > 0)
     }
+}
+
+/// Opens the typed pool of `location`'s backend, sized and (on SQLite) tuned as the tier chose.
+async fn connect(location: &StoreLocation, backend: Backend, tuning: &LogTuning) -> Result<Pool, StoreError> {
+    let url = location.url();
+    let acquire_timeout = Duration::from_secs(30);
+    Ok(match backend {
+        Backend::Sqlite => {
+            let options: SqliteConnectOptions = url.parse()?;
+            // Page cache per connection (negative: in KiB), as the tier chose.
+            let cache_pragma = format!("PRAGMA cache_size = -{}", tuning.sqlite_cache_kib.max(64));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(tuning.sqlite_connections)
+                .acquire_timeout(acquire_timeout)
+                .after_connect(move |conn, _meta| {
+                    let cache_pragma = cache_pragma.clone();
+                    Box::pin(async move {
+                        // WAL + FULL: an acknowledged commit survives kill -9 and power loss.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        // Checkpoints run in the background (see `checkpoint_in_background`), not
+                        // inside whichever commit happens to cross the threshold: copying a large
+                        // WAL back and fsyncing the database there stalled replication for ~1 s.
+                        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
+                        sqlx::query(AssertSqlSafe(cache_pragma)).execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?;
+            Pool::Sqlite(pool)
+        }
+        Backend::Postgres => Pool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(tuning.postgres_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect(&url)
+                .await?,
+        ),
+    })
 }
 
 /// How often, at most, the background checkpointer copies the WAL back into the database.
@@ -793,7 +805,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Copies committed WAL frames into the SQLite database file after commits, off the commit
 /// path. PASSIVE never blocks writers or readers; frames a reader still needs wait for the next
 /// round. Ends when the pool closes.
-async fn checkpoint_in_background(pool: AnyPool, mut committed: watch::Receiver<u64>) {
+async fn checkpoint_in_background(pool: Pool, mut committed: watch::Receiver<u64>) {
     loop {
         if committed.changed().await.is_err() {
             return;
@@ -803,7 +815,8 @@ async fn checkpoint_in_background(pool: AnyPool, mut committed: watch::Receiver<
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        let checkpoint = with_pool!(&pool, conn => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(conn).await.map(|done| done.rows_affected()));
+        if let Err(e) = checkpoint {
             if pool.is_closed() {
                 return;
             }
@@ -858,7 +871,7 @@ fn fail_group(group: Vec<AuthorRequest>, error: &StoreError) {
 /// A write transaction holding the writer mutex until it commits or drops.
 pub struct Bookkeeping<'a> {
     _writer: tokio::sync::MutexGuard<'a, WriterState>,
-    pub tx: Transaction<'static, Any>,
+    pub tx: WriteTx,
 }
 
 impl Bookkeeping<'_> {
@@ -916,34 +929,35 @@ fn insert_sql(rows: usize, backend: Backend) -> String {
     )
 }
 
-async fn insert_events(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    staged: &[StagedEvent],
-    stored_ms: i64,
-) -> Result<(), StoreError> {
+async fn insert_events(tx: &mut WriteTx, staged: &[StagedEvent], stored_ms: i64) -> Result<(), StoreError> {
+    let backend = tx.backend();
     for chunk in staged.chunks(INSERT_CHUNK) {
-        // The statement text holds only generated placeholders; every value is bound.
-        let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len(), backend)));
-        for s in chunk {
-            let e = &s.event;
-            query = query
-                .bind(s.local_seq)
-                .bind(e.origin.clone())
-                .bind(e.seq as i64)
-                .bind(e.hlc as i64)
-                .bind(i64::from(e.kind))
-                .bind(e.subject.clone())
-                .bind(e.route_key.clone())
-                .bind(e.content_hash.clone())
-                .bind(s.source.clone())
-                .bind(s.source_seq)
-                .bind(i64::from(s.routing.to_parent))
-                .bind(s.routing.route_child.clone())
-                .bind(stored_ms)
-                .bind(e.encode_to_vec());
-        }
-        query.execute(&mut **tx).await?;
+        // The statement text holds only generated placeholders; every value is bound, borrowed
+        // from the staged events (the typed drivers copy each value once, into the statement).
+        let sql = insert_sql(chunk.len(), backend);
+        let envelopes: Vec<Vec<u8>> = chunk.iter().map(|s| s.event.encode_to_vec()).collect();
+        with_tx!(&mut *tx, conn => {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (s, envelope) in chunk.iter().zip(&envelopes) {
+                let e = &s.event;
+                query = query
+                    .bind(s.local_seq)
+                    .bind(e.origin.as_str())
+                    .bind(e.seq as i64)
+                    .bind(e.hlc as i64)
+                    .bind(i64::from(e.kind))
+                    .bind(e.subject.as_str())
+                    .bind(e.route_key.as_str())
+                    .bind(e.content_hash.as_slice())
+                    .bind(s.source.as_str())
+                    .bind(s.source_seq)
+                    .bind(i64::from(s.routing.to_parent))
+                    .bind(s.routing.route_child.as_deref())
+                    .bind(stored_ms)
+                    .bind(envelope.as_slice());
+            }
+            query.execute(conn).await.map(|done| done.rows_affected())
+        })?;
     }
     Ok(())
 }
@@ -951,7 +965,7 @@ async fn insert_events(
 /// Content hashes already stored for the (origin, seq) pairs of a batch. One range query per
 /// origin: a batch usually carries one or a few origins with contiguous sequences.
 async fn existing_hashes(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     batch: &[pb::SyncedEvent],
 ) -> Result<std::collections::HashMap<(String, u64), Vec<u8>>, StoreError> {
     let mut ranges: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
@@ -962,54 +976,56 @@ async fn existing_hashes(
     }
     let mut known = std::collections::HashMap::new();
     for (origin, (lo, hi)) in ranges {
-        let rows = sqlx::query("SELECT seq, content_hash FROM events WHERE origin = $1 AND seq BETWEEN $2 AND $3")
-            .bind(origin.to_owned())
-            .bind(lo as i64)
-            .bind(hi as i64)
-            .fetch_all(&mut **tx)
-            .await?;
-        for row in rows {
-            let seq: i64 = row.try_get(0)?;
-            let hash: Vec<u8> = row.try_get(1)?;
+        let rows: Vec<(i64, Vec<u8>)> = with_tx!(&mut *tx, conn => {
+            sqlx::query_as("SELECT seq, content_hash FROM events WHERE origin = $1 AND seq BETWEEN $2 AND $3")
+                .bind(origin)
+                .bind(lo as i64)
+                .bind(hi as i64)
+                .fetch_all(conn)
+                .await
+        })?;
+        for (seq, hash) in rows {
             known.insert((origin.to_owned(), seq as u64), hash);
         }
     }
     Ok(known)
 }
 
-async fn fetch_down(pool: &AnyPool, child: &str, after: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
-    Ok(sqlx::query(
-        "SELECT local_seq, envelope FROM events \
-         WHERE route_child = $1 AND local_seq > $2 ORDER BY local_seq LIMIT $3",
-    )
-    .bind(child.to_owned())
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+/// One stored event as the link readers select it: its local_seq and its envelope.
+type EventRow = (i64, Vec<u8>);
+
+async fn fetch_down(pool: &Pool, child: &str, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    Ok(with_pool!(pool, conn => {
+        sqlx::query_as(
+            "SELECT local_seq, envelope FROM events \
+             WHERE route_child = $1 AND local_seq > $2 ORDER BY local_seq LIMIT $3",
+        )
+        .bind(child)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+    })?)
 }
 
 /// Merges two local_seq-ordered lists, each cut at `limit`, without skipping anything: when a
 /// list was cut, nothing past its last row may be emitted yet.
-fn merge_limited(a: Vec<AnyRow>, b: Vec<AnyRow>, limit: usize) -> Vec<AnyRow> {
-    let seq = |r: &AnyRow| r.try_get::<i64, _>(0).unwrap_or(i64::MAX);
-    let bound = |rows: &Vec<AnyRow>| {
+fn merge_limited(a: Vec<EventRow>, b: Vec<EventRow>, limit: usize) -> Vec<EventRow> {
+    let bound = |rows: &Vec<EventRow>| {
         if rows.len() >= limit {
-            rows.last().map(seq).unwrap_or(i64::MAX)
+            rows.last().map_or(i64::MAX, |r| r.0)
         } else {
             i64::MAX
         }
     };
     let horizon = bound(&a).min(bound(&b));
-    let mut merged: Vec<AnyRow> = a.into_iter().chain(b).filter(|r| seq(r) <= horizon).collect();
-    merged.sort_by_key(seq);
+    let mut merged: Vec<EventRow> = a.into_iter().chain(b).filter(|r| r.0 <= horizon).collect();
+    merged.sort_by_key(|r| r.0);
     merged.truncate(limit);
     merged
 }
 
-fn row_to_synced(row: &AnyRow) -> Result<pb::SyncedEvent, StoreError> {
-    let local_seq: i64 = row.try_get(0)?;
-    let envelope: Vec<u8> = row.try_get(1)?;
+fn row_to_synced((local_seq, envelope): EventRow) -> Result<pb::SyncedEvent, StoreError> {
     let event = pb::Event::decode(envelope.as_slice())
         .map_err(|e| StoreError::Corrupt(format!("event at local_seq {local_seq}: {e}")))?;
     Ok(pb::SyncedEvent {
@@ -1035,7 +1051,6 @@ mod tests {
     /// FULL, a commit acknowledged in WAL mode can be lost on power failure.
     #[tokio::test]
     async fn every_sqlite_connection_is_wal_and_synchronous_full() {
-        sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
         let node = NodeId::new("441424100").unwrap();
         let log = EventLog::open(
@@ -1047,10 +1062,13 @@ mod tests {
         )
         .await
         .unwrap();
+        let Pool::Sqlite(pool) = log.pool() else {
+            panic!("a data-dir store is SQLite");
+        };
         // Hold several connections at once, so more than the first one is looked at.
         let mut held = Vec::new();
         for _ in 0..LogTuning::default().sqlite_connections {
-            let mut conn = log.pool().acquire().await.unwrap();
+            let mut conn = pool.acquire().await.unwrap();
             let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(&mut *conn)
                 .await

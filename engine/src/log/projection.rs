@@ -19,10 +19,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sqlx::{Any, AnyPool, Transaction};
 use tongban_proto::v1::EventKind;
 
-use super::{Backend, StoreError};
+use super::{Backend, Pool, StoreError, WriteTx};
 use crate::event::{CheckedEvent, EventError};
 
 /// What folding one event did.
@@ -59,7 +58,7 @@ pub type ProjectionFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreEr
 /// What a projection sees while folding: the writer's open transaction and the domains' writer
 /// states.
 pub struct FoldContext<'a> {
-    pub tx: &'a mut Transaction<'static, Any>,
+    pub tx: &'a mut WriteTx,
     pub backend: Backend,
     pub states: &'a mut DomainStates,
 }
@@ -87,7 +86,7 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Loads the projection's writer state from its tables when the store opens. Projections
     /// that keep none between transactions have nothing to do here.
-    fn load<'a>(&'a self, _pool: &'a AnyPool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
+    fn load<'a>(&'a self, _pool: &'a Pool, _states: &'a mut DomainStates) -> ProjectionFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
 

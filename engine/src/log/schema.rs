@@ -3,17 +3,16 @@
 //! `BIGINT`/`BIGSERIAL` and `BYTEA` on PostgreSQL). Each domain migrates its own tables through
 //! its projection, with its own history table.
 
-use sqlx::AnyPool;
 use sqlx::migrate::Migrator;
 
-use super::{Backend, StoreError};
+use super::{Backend, Pool, StoreError};
 
-pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+pub(super) async fn migrate(pool: &Pool, backend: Backend) -> Result<(), StoreError> {
     let mut migrator: Migrator = match backend {
         Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
         Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
     };
     migrator.dangerous_set_table_name("_migrations_engine");
-    migrator.run(pool).await?;
+    pool.migrate(&migrator).await?;
     Ok(())
 }
