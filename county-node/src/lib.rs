@@ -3,13 +3,14 @@
 //! serves its townships, and scans for red cases to open supervision records (督办).
 //!
 //! The engine and the domains are shared (`tongban-engine`, `tongban-domains`); this crate
-//! composes its tier from them: how its log is tuned and which periodic tasks it runs. A
+//! composes its tier from them: how its log is tuned, which periodic tasks it runs, and the
+//! services only the county mounts (publishing the catalogue and the calendar). A
 //! configuration for another tier is refused at start-up rather than joining the tree in the
 //! wrong place.
 
 use tongban_domains::config::NodeConfig;
 use tongban_domains::ids::Tier;
-use tongban_domains::node::{self, NodeError, NodeHandle, NodeSpec, TierPlan, tasks};
+use tongban_domains::node::{self, NodeError, NodeHandle, NodeSpec, TierPlan, TierService, tasks};
 use tongban_domains::store::LogTuning;
 
 /// The tier this crate runs.
@@ -27,6 +28,8 @@ pub fn plan() -> TierPlan {
             tail_bytes: 32 << 20,
         },
         tasks: vec![tasks::SUPERVISION_SCAN],
+        // The catalogue and the calendar start here and travel down the whole tree.
+        services: vec![TierService::CataloguePublishing, TierService::CalendarPublishing],
     }
 }
 

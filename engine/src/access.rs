@@ -19,7 +19,7 @@ use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Request, Status};
 
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Tier};
 use crate::log::StoreError;
 use crate::pki::Principal;
 
@@ -33,6 +33,10 @@ pub enum Policy {
     OperatorAtOrAbove,
     /// An operator of this very node: acts recorded here (cases, responses, anomaly notes).
     OperatorHere,
+    /// An operator of the county, at the county node: what only the county does (publishing the
+    /// catalogue and the calendar). Below the county such a service is not mounted, and the
+    /// table says where it is served instead of the router's bare UNIMPLEMENTED.
+    CountyOperator,
     /// A courier (uploads wherever the handheld finds a link), or an operator at or above.
     CourierOrOperatorAtOrAbove,
     /// The node certificate of a direct child (the sync link).
@@ -70,8 +74,20 @@ pub fn admit(policy: Policy, principal: &Principal, here: &NodeId) -> Result<(),
         Principal::Operator { place, .. } => format!("{principal} (an operator of {place})"),
         other => format!("{other} is not an operator, and"),
     };
+    if policy == Policy::CountyOperator && here.tier() != Tier::County {
+        return Err(Status::unimplemented(format!(
+            "only the county node ({}) serves this; {here} is a {}. Connect to the county node",
+            here.county(),
+            here.tier()
+        )));
+    }
     let refusal = match (policy, principal) {
         (Policy::AnyCertified, _) => None,
+        (Policy::CountyOperator, Principal::Operator { place, .. }) if place == here => None,
+        (Policy::CountyOperator, _) => Some(format!(
+            "{} may not do this: only an operator of the county ({here}) publishes for the whole county",
+            who()
+        )),
         (Policy::OperatorAtOrAbove, Principal::Operator { place, .. }) if at_or_above(place) => None,
         (Policy::OperatorAtOrAbove, _) => Some(format!(
             "{} may not call this at node {here}: it needs an operator certificate of {here} or of a node above it",
@@ -263,6 +279,9 @@ mod tests {
             (Policy::DirectChild, &grandchild_of_county, &id("441424"), false),
             (Policy::DirectChild, &operator("441424100"), &township, false),
             (Policy::AnyCertified, &courier, &township, true),
+            (Policy::CountyOperator, &operator("441424"), &id("441424"), true),
+            (Policy::CountyOperator, &operator("441424100"), &id("441424"), false),
+            (Policy::CountyOperator, &courier, &id("441424"), false),
         ];
         for (policy, principal, here, allowed) in cases {
             let verdict = admit(*policy, principal, here);
@@ -274,6 +293,15 @@ mod tests {
             if let Err(status) = verdict {
                 assert_eq!(status.code(), tonic::Code::PermissionDenied);
             }
+        }
+    }
+
+    #[test]
+    fn a_county_service_below_the_county_is_unimplemented_and_says_where_it_is() {
+        for here in ["441424100", "441424100201"] {
+            let status = admit(Policy::CountyOperator, &operator("441424"), &id(here)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+            assert!(status.message().contains("441424)"), "{}", status.message());
         }
     }
 

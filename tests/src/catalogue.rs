@@ -1,4 +1,4 @@
-//! Test catalogues and their import through the county's real `Catalogue.Import` RPC.
+//! Test catalogues and their import through the county's real `CataloguePublishing.Import` RPC.
 //!
 //! [`small_catalogue`] is seven hand-made items that cover every way an item can be visible:
 //! to all townships or to some, with or without village intake, village-level public services,
@@ -12,7 +12,9 @@ use tongban_domains::catalogue::{
     Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, SealType, WindowType, to_csv, to_json,
 };
 use tongban_domains::ids::{NodeId, Tier};
-use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
+use tongban_proto::v1::{
+    self as pb, catalogue_client::CatalogueClient, catalogue_publishing_client::CataloguePublishingClient,
+};
 use tonic::transport::Channel;
 use tonic::{Response, Status};
 
@@ -187,14 +189,14 @@ pub fn sample_catalogue() -> Option<Vec<Item>> {
     }
 }
 
-/// The items as the JSON that `Catalogue.Import` reads (`tongban_domains::catalogue::to_json`).
+/// The items as the JSON that `CataloguePublishing.Import` reads (`tongban_domains::catalogue::to_json`).
 pub fn json_bytes(items: &[Item]) -> Vec<u8> {
     to_json(items)
         .unwrap_or_else(|e| panic!("cannot serialise test items: {e}"))
         .into_bytes()
 }
 
-/// The items as the CSV that `Catalogue.Import` reads.
+/// The items as the CSV that `CataloguePublishing.Import` reads.
 pub fn csv_text(items: &[Item]) -> String {
     to_csv(items).unwrap_or_else(|e| panic!("cannot write test items as CSV: {e}"))
 }
@@ -205,14 +207,14 @@ pub fn client(channel: Channel) -> CatalogueClient<Channel> {
     CatalogueClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
 }
 
-/// Calls `Catalogue.Import` with raw bytes in `format`.
+/// Calls `CataloguePublishing.Import` with raw bytes in `format`.
 pub async fn import_raw(
     channel: Channel,
     format: pb::ImportFormat,
     content: Vec<u8>,
     note: &str,
 ) -> Result<pb::ImportCatalogueResponse, Status> {
-    client(channel)
+    CataloguePublishingClient::new(channel)
         .import(pb::ImportCatalogueRequest {
             format: format as i32,
             content,
@@ -227,7 +229,7 @@ pub async fn import_raw(
 pub async fn import(channel: Channel, items: &[Item], note: &str) -> pb::ImportCatalogueResponse {
     import_raw(channel, pb::ImportFormat::Json, json_bytes(items), note)
         .await
-        .unwrap_or_else(|s| panic!("Catalogue.Import refused the test catalogue ({note}): {s:?}"))
+        .unwrap_or_else(|s| panic!("CataloguePublishing.Import refused the test catalogue ({note}): {s:?}"))
 }
 
 /// Every item a node lists (all pages of `ListItems`) and the version it answered at.

@@ -9,7 +9,7 @@
 //!   when a test ends however it ends;
 //! - [`days`]: working days counted by hand (the 2026 schedule written out), for expected
 //!   deadlines that do not come from the engine;
-//! - [`catalogue`]: small test catalogues and their import through the real `Catalogue.Import` RPC;
+//! - [`catalogue`]: small test catalogues and their import through the real `CataloguePublishing.Import` RPC;
 //! - [`ops`]: operator gRPC calls (status, alarms, items, versions) as any principal;
 //! - [`link`]: a hand-driven child end of a `Sync.Link` stream, to deliver chosen events;
 //! - [`db`]: direct reads of a node's SQLite file, and the one deliberate corruption the repair

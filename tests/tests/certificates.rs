@@ -245,7 +245,7 @@ async fn operators_act_only_where_allowed() {
     let err = NodeClient::new(channel).status(pb::StatusRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
-    // The county's operator importing at a township: the wrong node for imports.
+    // The county's operator importing at a township: the township does not serve imports.
     let err = catalogue::import_raw(
         ops::admin(&cluster, &township).await,
         pb::ImportFormat::Json,
@@ -254,9 +254,9 @@ async fn operators_act_only_where_allowed() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
     assert!(
-        err.message().contains("imported at the county") && err.message().contains("441424100 is a township"),
+        err.message().contains("only the county node (441424)") && err.message().contains("441424100 is a township"),
         "{}",
         err.message()
     );
@@ -265,7 +265,7 @@ async fn operators_act_only_where_allowed() {
     let err = catalogue::import_raw(channel.clone(), pb::ImportFormat::Json, json(), "clerk")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
     // ...who may read their own node.
     let status = ops::status_on(channel).await;
     assert_eq!(status.node_id, T1);

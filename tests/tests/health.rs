@@ -4,6 +4,9 @@
 //!
 //! The gRPC infrastructure services themselves (`grpc.health.v1.Health`, reflection) are not
 //! asked about: health reports on the application's services, and the server as a whole (`""`).
+//!
+//! Each tier serves what its tier crate mounts: publishing the catalogue and the calendar at the
+//! county only, so a township or a village neither lists them nor answers for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,6 +58,14 @@ async fn health_answers_serving_for_every_service_a_node_serves() {
             assert!(
                 application.iter().any(|s| *s == expected),
                 "{node}: reflection lacks {expected}: {services:?}"
+            );
+        }
+        let at_county = node.tier() == tongban_domains::ids::Tier::County;
+        for publishing in ["tongban.v1.CataloguePublishing", "tongban.v1.CalendarPublishing"] {
+            assert_eq!(
+                application.iter().any(|s| *s == publishing),
+                at_county,
+                "{node}: {publishing} listed: {services:?}"
             );
         }
         let mut health = HealthClient::new(channel);

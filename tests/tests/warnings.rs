@@ -27,7 +27,10 @@ use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{CaseRef, StoreLocation};
-use tongban_proto::v1::{self as pb, calendar_client::CalendarClient, case_action as act, cases_client::CasesClient};
+use tongban_proto::v1::{
+    self as pb, calendar_client::CalendarClient, calendar_publishing_client::CalendarPublishingClient,
+    case_action as act, cases_client::CasesClient,
+};
 use tongban_testkit::cluster::Cluster;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -181,17 +184,22 @@ async fn scenario(cluster: &Cluster, clock: &ManualClock) {
         (d0 + Duration::days(60)).year(),
         saturday.format("%Y-%m-%d")
     );
-    let mut calendar = CalendarClient::new(ops::admin(cluster, &id(COUNTY)).await);
-    // Only the county publishes, and only a valid file.
-    let mut at_village_calendar = CalendarClient::new(ops::admin(cluster, &id(village)).await);
-    let refused = at_village_calendar
+    let mut calendar = CalendarPublishingClient::new(ops::admin(cluster, &id(COUNTY)).await);
+    // Only the county publishes (no other tier serves it), and only a valid file.
+    let refused = CalendarPublishingClient::new(ops::admin(cluster, &id(village)).await)
         .publish(pb::PublishCalendarRequest {
             content: toml.clone(),
             format: pb::CalendarFormat::Toml as i32,
         })
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert_eq!(refused.code(), Code::Unimplemented, "{}", refused.message());
+    assert!(
+        refused.message().contains("only the county node"),
+        "{}",
+        refused.message()
+    );
+    let at_village_calendar = CalendarClient::new(ops::admin(cluster, &id(village)).await);
     let bad = calendar
         .publish(pb::PublishCalendarRequest {
             content: toml.replace(&saturday.format("%Y-%m-%d").to_string(), "2026-13-01"),

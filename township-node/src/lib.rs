@@ -28,6 +28,7 @@ pub fn plan() -> TierPlan {
         },
         // Issued cases are held by townships and villages, which record their default ratings.
         tasks: vec![tasks::DEFAULT_RATINGS],
+        services: Vec::new(),
     }
 }
 

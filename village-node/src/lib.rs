@@ -27,6 +27,7 @@ pub fn plan() -> TierPlan {
             tail_bytes: 1 << 20,
         },
         tasks: vec![tasks::DEFAULT_RATINGS],
+        services: Vec::new(),
     }
 }
 

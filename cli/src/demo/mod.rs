@@ -18,7 +18,7 @@ use clap::Args;
 use tongban_domains::catalogue::service::visible_here;
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::{NodeId, Tier};
-use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
+use tongban_proto::v1::{self as pb, catalogue_publishing_client::CataloguePublishingClient};
 use tongban_testkit::cluster::{Cluster, wait_until};
 use tongban_testkit::wuhua;
 
@@ -66,7 +66,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let full = sample_catalogue()?;
     let batch_one = first_batch_only(&full);
-    let mut catalogue = CatalogueClient::new(cluster.operator_channel(&county).await?)
+    let mut catalogue = CataloguePublishingClient::new(cluster.operator_channel(&county).await?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
 
@@ -242,9 +242,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Imports `items` at the county through the real Catalogue.Import RPC.
+/// Imports `items` at the county through the real CataloguePublishing.Import RPC.
 async fn import(
-    catalogue: &mut CatalogueClient<tonic::transport::Channel>,
+    catalogue: &mut CataloguePublishingClient<tonic::transport::Channel>,
     items: &[tongban_domains::catalogue::model::Item],
     source: &str,
     note: &str,

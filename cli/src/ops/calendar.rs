@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
-use tongban_proto::v1::{self as pb, calendar_client::CalendarClient, cases_client::CasesClient};
+use tongban_proto::v1::{
+    self as pb, calendar_client::CalendarClient, calendar_publishing_client::CalendarPublishingClient,
+    cases_client::CasesClient,
+};
 
 use crate::client::Connection;
 
@@ -72,7 +75,12 @@ pub async fn calendar(conn: Connection, action: CalendarAction) -> Result<()> {
                 content,
                 format: format as i32,
             };
-            let info = client.publish(request).await.map_err(|s| conn.explain(s))?.into_inner();
+            let mut publishing = CalendarPublishingClient::new(conn.channel().await?);
+            let info = publishing
+                .publish(request)
+                .await
+                .map_err(|s| conn.explain(s))?
+                .into_inner();
             println!("published; it reaches every township and village as they sync");
             info
         }

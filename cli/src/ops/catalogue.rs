@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
-use tongban_proto::v1::{self as pb, catalogue_client::CatalogueClient};
+use tongban_proto::v1::{
+    self as pb, catalogue_client::CatalogueClient, catalogue_publishing_client::CataloguePublishingClient,
+};
 
 use crate::client::Connection;
 use crate::display::{cell, short_hash};
@@ -104,7 +106,12 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                     .unwrap_or_default(),
                 note,
             };
-            let response = client.import(request).await.map_err(|s| conn.explain(s))?.into_inner();
+            let mut publishing = CataloguePublishingClient::new(conn.channel().await?);
+            let response = publishing
+                .import(request)
+                .await
+                .map_err(|s| conn.explain(s))?
+                .into_inner();
             if response.published {
                 println!(
                     "published catalogue version {}: {} items ({} added or changed, {} removed), hash {}",

@@ -1,26 +1,25 @@
-//! The `tongban.v1.Calendar` service every node serves: publish a working-day calendar file at
-//! the county (it travels down the whole tree as a `CalendarPublished` event) and show the
-//! calendar a node counts on now.
+//! The calendar services: `tongban.v1.Calendar`, which every node serves (the calendar a node
+//! counts on now), and `tongban.v1.CalendarPublishing`, which only the county mounts (publish a
+//! working-day calendar file; it travels down the whole tree as a `CalendarPublished` event).
 //!
-//! Publishing needs an operator of the county at the county; reading, any operator at or above
-//! the node. Handlers contain no SQL: they check the caller, parse the file with
-//! [`WorkingCalendar`]'s own parsers (every problem named, with its line) and call the store.
+//! Who may call them is the access table's ([`crate::access`]). Handlers contain no SQL: they
+//! parse the file with [`WorkingCalendar`]'s own parsers (every problem named, with its line)
+//! and call the store.
 
 use std::sync::Arc;
 
-use tongban_proto::v1::{self as pb, calendar_server};
+use tongban_proto::v1::{self as pb, calendar_publishing_server, calendar_server};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::access::{caller, status};
 use crate::calendar::WorkingCalendar;
-use crate::ids::Tier;
 use crate::store::{CalendarInForce, Store, calendar_to_wire};
 
 /// The largest calendar file accepted (a year's schedule is about 2 KB).
 const MAX_CALENDAR_BYTES: usize = 256 * 1024;
 
-/// The `Calendar` service of one node.
+/// The calendar services of one node.
 #[derive(Clone)]
 pub struct CalendarApi {
     pub store: Arc<Store>,
@@ -29,6 +28,13 @@ pub struct CalendarApi {
 /// The service as a node serves it (gzip both ways, like the other operator services).
 pub fn server(store: Arc<Store>) -> calendar_server::CalendarServer<CalendarApi> {
     calendar_server::CalendarServer::new(CalendarApi { store })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+}
+
+/// The publishing service, as the county mounts it.
+pub fn publishing_server(store: Arc<Store>) -> calendar_publishing_server::CalendarPublishingServer<CalendarApi> {
+    calendar_publishing_server::CalendarPublishingServer::new(CalendarApi { store })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
 }
@@ -42,24 +48,12 @@ fn info(c: &CalendarInForce) -> pb::CalendarInfo {
 }
 
 #[tonic::async_trait]
-impl calendar_server::Calendar for CalendarApi {
+impl calendar_publishing_server::CalendarPublishing for CalendarApi {
     async fn publish(
         &self,
         request: Request<pb::PublishCalendarRequest>,
     ) -> Result<Response<pb::CalendarInfo>, Status> {
         let principal = caller(&request)?;
-        let here = self.store.node();
-        if here.tier() != Tier::County {
-            return Err(Status::failed_precondition(format!(
-                "the working-day calendar is published at the county; {here} is a {}",
-                here.tier()
-            )));
-        }
-        if principal.place() != here {
-            return Err(Status::permission_denied(format!(
-                "only a county operator may publish the calendar; {principal} is not"
-            )));
-        }
         let req = request.into_inner();
         if req.content.len() > MAX_CALENDAR_BYTES {
             return Err(Status::invalid_argument(format!(
@@ -86,7 +80,10 @@ impl calendar_server::Calendar for CalendarApi {
         );
         Ok(Response::new(info(&published)))
     }
+}
 
+#[tonic::async_trait]
+impl calendar_server::Calendar for CalendarApi {
     async fn show(&self, _request: Request<pb::ShowCalendarRequest>) -> Result<Response<pb::CalendarInfo>, Status> {
         let current = self.store.calendar().await.map_err(status)?;
         Ok(Response::new(info(&current)))

@@ -1,10 +1,12 @@
-//! The operator-facing gRPC services every node serves: `tongban.v1.Node` (status, lag, alarms)
-//! and `tongban.v1.Catalogue` (import at the county; list, show and versions everywhere). Each
-//! RPC checks the caller's certificate first; handlers contain no SQL — they call the store.
+//! The operator-facing gRPC services: `tongban.v1.Node` (status, lag, alarms) and
+//! `tongban.v1.Catalogue` (list, show and versions), which every node serves, and
+//! `tongban.v1.CataloguePublishing` (import), which only the county mounts. Who may call them
+//! is the access table's; handlers contain no SQL — they call the store.
 
 use std::sync::Arc;
 
-use tongban_proto::v1::{self as pb, catalogue_server, node_server};
+use tongban_proto::v1::{self as pb, catalogue_publishing_server, catalogue_server, node_server};
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use crate::access::{caller, status};
@@ -129,25 +131,21 @@ fn matches_filter(item: &Item, req: &pb::ListItemsRequest) -> Result<bool, Statu
     Ok(true)
 }
 
+/// The catalogue's publishing service, as the county mounts it.
+pub fn publishing_server(api: OperatorApi) -> catalogue_publishing_server::CataloguePublishingServer<OperatorApi> {
+    catalogue_publishing_server::CataloguePublishingServer::new(api)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_IMPORT_BYTES + 1024 * 1024)
+}
+
 #[tonic::async_trait]
-impl catalogue_server::Catalogue for OperatorApi {
+impl catalogue_publishing_server::CataloguePublishing for OperatorApi {
     async fn import(
         &self,
         request: Request<pb::ImportCatalogueRequest>,
     ) -> Result<Response<pb::ImportCatalogueResponse>, Status> {
         let principal = caller(&request)?;
-        let here = self.store.node();
-        if here.tier() != Tier::County {
-            return Err(Status::failed_precondition(format!(
-                "the catalogue is imported at the county; {here} is a {}",
-                here.tier()
-            )));
-        }
-        if principal.place() != here {
-            return Err(Status::permission_denied(format!(
-                "only a county operator may import the catalogue; {principal} is not"
-            )));
-        }
         let req = request.into_inner();
         if req.content.len() > MAX_IMPORT_BYTES {
             return Err(Status::invalid_argument(format!(
@@ -182,7 +180,10 @@ impl catalogue_server::Catalogue for OperatorApi {
             removals: outcome.removals,
         }))
     }
+}
 
+#[tonic::async_trait]
+impl catalogue_server::Catalogue for OperatorApi {
     async fn list_items(
         &self,
         request: Request<pb::ListItemsRequest>,

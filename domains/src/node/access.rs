@@ -5,17 +5,17 @@
 pub use tongban_engine::access::{AccessTable, ENGINE_RPCS, IntoStatus, Policy, caller, internal, status};
 use tonic::Status;
 
-/// Every domain RPC a node serves, and who may call it. Catalogue import and calendar publishing
-/// are open to operators at or above the node: that they happen only at the county is the
-/// domain's rule, answered `FAILED_PRECONDITION` elsewhere.
+/// Every domain RPC a node serves, and who may call it. Catalogue and calendar publishing are
+/// served by the county node alone (its tier plan mounts them); the domain's rule refuses them
+/// below the county too, since every replica re-checks what it folds.
 pub const DOMAIN_RPCS: AccessTable = &[
     ("/tongban.v1.Node/Status", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Node/ListAlarms", Policy::OperatorAtOrAbove),
-    ("/tongban.v1.Catalogue/Import", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.CataloguePublishing/Import", Policy::CountyOperator),
     ("/tongban.v1.Catalogue/ListItems", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Catalogue/GetItem", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Catalogue/ListVersions", Policy::OperatorAtOrAbove),
-    ("/tongban.v1.Calendar/Publish", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.CalendarPublishing/Publish", Policy::CountyOperator),
     ("/tongban.v1.Calendar/Show", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Cases/Submit", Policy::OperatorHere),
     ("/tongban.v1.Cases/Act", Policy::OperatorHere),

@@ -135,6 +135,17 @@ pub struct TierPlan {
     pub tuning: LogTuning,
     /// What the node does on its own, on a timer.
     pub tasks: Vec<PeriodicTask>,
+    /// The services only this tier serves, mounted beside those every node serves.
+    pub services: Vec<TierService>,
+}
+
+/// A service that only some tiers mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierService {
+    /// `tongban.v1.CataloguePublishing`: importing the matter catalogue (the county).
+    CataloguePublishing,
+    /// `tongban.v1.CalendarPublishing`: publishing the working-day calendar (the county).
+    CalendarPublishing,
 }
 
 /// One run of a periodic task: how many things it did (logged when not zero).
@@ -269,21 +280,10 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
     let shutdown = CancellationToken::new();
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha();
-    let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            return Err(NodeError::Reflection(e.to_string()));
-        }
+    let mut mounted = Mounted {
+        health,
+        names: Vec::new(),
     };
-
     let sync_service = SyncServer::new(SyncService {
         store: store.log().clone(),
         links: links.clone(),
@@ -297,7 +297,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         store: store.clone(),
         links: links.clone(),
     };
-    let router = Server::builder()
+    let mut router = Server::builder()
         .tls_config(tls.server_config())?
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -308,35 +308,60 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
             crate::access::NODE_ACCESS,
         ))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(serving(&health, sync_service).await)
-        .add_service(serving(&health, crate::case::service::server(store.clone())).await)
-        .add_service(serving(&health, crate::calendar::service::server(store.clone())).await)
-        .add_service(serving(&health, crate::oversight::service::seals_server(store.clone())).await)
-        .add_service(serving(&health, crate::oversight::service::ratings_server(store.clone())).await)
-        .add_service(serving(&health, crate::oversight::service::oversight_server(store.clone())).await)
-        .add_service(serving(&health, crate::custody::service::server(store.clone())).await)
+        .add_service(mounted.serving(sync_service).await)
+        .add_service(mounted.serving(crate::case::service::server(store.clone())).await)
+        .add_service(mounted.serving(crate::calendar::service::server(store.clone())).await)
         .add_service(
-            serving(
-                &health,
-                NodeServer::new(api.clone())
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Gzip),
-            )
-            .await,
+            mounted
+                .serving(crate::oversight::service::seals_server(store.clone()))
+                .await,
         )
         .add_service(
-            serving(
-                &health,
-                CatalogueServer::new(api)
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .max_decoding_message_size(crate::catalogue::service::MAX_IMPORT_BYTES + 1024 * 1024)
-                    .max_encoding_message_size(MAX_FRAME_BYTES),
-            )
-            .await,
+            mounted
+                .serving(crate::oversight::service::ratings_server(store.clone()))
+                .await,
+        )
+        .add_service(
+            mounted
+                .serving(crate::oversight::service::oversight_server(store.clone()))
+                .await,
+        )
+        .add_service(mounted.serving(crate::custody::service::server(store.clone())).await)
+        .add_service(
+            mounted
+                .serving(
+                    NodeServer::new(api.clone())
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .send_compressed(CompressionEncoding::Gzip),
+                )
+                .await,
+        )
+        .add_service(
+            mounted
+                .serving(
+                    CatalogueServer::new(api.clone())
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .send_compressed(CompressionEncoding::Gzip)
+                        .max_encoding_message_size(MAX_FRAME_BYTES),
+                )
+                .await,
         );
+    for service in &plan.services {
+        router = match service {
+            TierService::CataloguePublishing => router.add_service(
+                mounted
+                    .serving(crate::catalogue::service::publishing_server(api.clone()))
+                    .await,
+            ),
+            TierService::CalendarPublishing => router.add_service(
+                mounted
+                    .serving(crate::calendar::service::publishing_server(store.clone()))
+                    .await,
+            ),
+        };
+    }
+    let (reflection_v1, reflection_v1alpha) = mounted.reflection()?;
+    let router = router.add_service(reflection_v1).add_service(reflection_v1alpha);
     // TCP_NODELAY on every accepted socket: a reply written in several pieces otherwise waits
     // out the client's delayed ACK (~40 ms per RPC). The builder's own setting only applies to
     // listeners it binds itself.
@@ -379,11 +404,54 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
     })
 }
 
-/// `service`, reported SERVING by health under its gRPC name. Mounting goes through here, so
-/// no service a node serves can be missing from health.
-async fn serving<S: tonic::server::NamedService>(health: &tonic_health::server::HealthReporter, service: S) -> S {
-    health.set_serving::<S>().await;
-    service
+/// The application services a node mounts. Mounting goes through [`Mounted::serving`], so
+/// health says SERVING for exactly these and reflection advertises exactly these: neither can
+/// list a service this node does not serve (a township has no publishing) or miss one it does.
+struct Mounted {
+    health: tonic_health::server::HealthReporter,
+    names: Vec<&'static str>,
+}
+
+impl Mounted {
+    /// `service`, reported SERVING by health and advertised by reflection under its gRPC name.
+    async fn serving<S: tonic::server::NamedService>(&mut self, service: S) -> S {
+        self.health.set_serving::<S>().await;
+        self.names.push(S::NAME);
+        service
+    }
+
+    /// Reflection (v1 and v1alpha) over the contract and health, advertising the services
+    /// mounted so far, health and reflection itself.
+    #[allow(clippy::type_complexity)]
+    fn reflection(
+        &self,
+    ) -> Result<
+        (
+            tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+            tonic_reflection::server::v1alpha::ServerReflectionServer<
+                impl tonic_reflection::server::v1alpha::ServerReflection,
+            >,
+        ),
+        NodeError,
+    > {
+        let builder = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
+                .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+            for name in &self.names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let v1 = builder().build_v1().map_err(|e| NodeError::Reflection(e.to_string()))?;
+        let v1alpha = builder()
+            .build_v1alpha()
+            .map_err(|e| NodeError::Reflection(e.to_string()))?;
+        Ok((v1, v1alpha))
+    }
 }
 
 /// Runs `task` every time its interval has passed, until shutdown. A failed run is logged and
