@@ -5,25 +5,31 @@
 //! What differs between tiers is not decided here: each tier crate hands [`start`] its
 //! [`TierPlan`] (how its log is tuned, which periodic tasks it runs). [`start`] takes an
 //! already-bound listener, so tests and the demo start real nodes on port 0; the tier binaries
-//! wrap it with configuration, logging and signal handling ([`serve_config`]).
+//! wrap it with configuration, logging and signal handling ([`serve_config`]). The listener is
+//! anything that [`Listen`]s: a TCP listener, or a simulated network's, which then also dials
+//! the parent.
 
 pub mod access;
 pub mod config;
 pub mod daemon;
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tongban_proto::v1::{catalogue_server::CatalogueServer, node_server::NodeServer, sync_server::SyncServer};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tracing::{info, info_span};
 
 use crate::calendar::{Clock, SystemClock};
@@ -34,7 +40,7 @@ use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
 use crate::store::{LogTuning, Store, StoreError, StoreLocation};
 use crate::sync::LinkRegistry;
-use crate::sync::client::{MAX_FRAME_BYTES, ParentLink, maintain_parent_link};
+use crate::sync::client::{Dialer, MAX_FRAME_BYTES, ParentLink, maintain_parent_link};
 use crate::sync::server::SyncService;
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -63,10 +69,41 @@ pub enum NodeError {
     Reflection(String),
 }
 
+/// Where a node's connections come from, and how it reaches its parent: TCP in production, a
+/// simulated network in the deterministic simulation.
+pub trait Listen: Send + 'static {
+    /// One accepted connection. Its connect info is TCP's, because that is what lets the
+    /// access layer read the peer's certificate (`Request::peer_certs`).
+    type Io: AsyncRead + AsyncWrite + Connected<ConnectInfo = TcpConnectInfo> + Send + Unpin + 'static;
+    /// The address peers reach this node at.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Every connection accepted from now on.
+    fn incoming(self) -> BoxStream<'static, io::Result<Self::Io>>;
+    /// How this node's link dials its parent; `None` dials TCP.
+    fn dialer(&self) -> Option<Dialer> {
+        None
+    }
+}
+
+impl Listen for TcpListener {
+    type Io = TcpStream;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+
+    fn incoming(self) -> BoxStream<'static, io::Result<TcpStream>> {
+        // TCP_NODELAY on every accepted socket: a reply written in several pieces otherwise
+        // waits out the client's delayed ACK (~40 ms per RPC). The builder's own setting only
+        // applies to listeners it binds itself.
+        TcpIncoming::from(self).with_nodelay(Some(true)).boxed()
+    }
+}
+
 /// Everything needed to start a node.
-pub struct NodeSpec {
+pub struct NodeSpec<L: Listen = TcpListener> {
     pub node_id: NodeId,
-    pub listener: TcpListener,
+    pub listener: L,
     /// The parent's `https://` address; `None` at the county.
     pub parent_address: Option<String>,
     pub store: StoreLocation,
@@ -243,7 +280,7 @@ impl NodeHandle {
 }
 
 /// Starts a node of the plan's tier on an already-bound listener.
-pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeError> {
+pub async fn start<L: Listen>(spec: NodeSpec<L>, plan: TierPlan) -> Result<NodeHandle, NodeError> {
     let NodeSpec {
         node_id,
         listener,
@@ -277,6 +314,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
+    let dialer = listener.dialer();
     let shutdown = CancellationToken::new();
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -362,10 +400,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
     }
     let (reflection_v1, reflection_v1alpha) = mounted.reflection()?;
     let router = router.add_service(reflection_v1).add_service(reflection_v1alpha);
-    // TCP_NODELAY on every accepted socket: a reply written in several pieces otherwise waits
-    // out the client's delayed ACK (~40 ms per RPC). The builder's own setting only applies to
-    // listeners it binds itself.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = listener.incoming();
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         router
@@ -379,6 +414,7 @@ pub async fn start(spec: NodeSpec, plan: TierPlan) -> Result<NodeHandle, NodeErr
                 parent_id,
                 address,
                 tls: Arc::new(tls),
+                dialer,
             };
             Some(tokio::spawn(maintain_parent_link(
                 store.log().clone(),

@@ -1,17 +1,26 @@
 //! The child side of replication: dial the parent over mTLS, say hello with our cursor, run the
 //! session, and on any failure reconnect with exponential backoff and jitter — forever, because
 //! a village may be offline for weeks and must pick up where it left off when it comes back.
+//!
+//! The link goes over TCP by default; a [`Dialer`] replaces TCP with any byte stream (the
+//! deterministic simulation's network), with mTLS on top exactly as over TCP.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tongban_proto::v1::{self as pb, link_frame::Frame, sync_client::SyncClient};
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::LinkRegistry;
@@ -30,6 +39,27 @@ pub struct ParentLink {
     pub parent_id: NodeId,
     pub address: String,
     pub tls: Arc<TlsMaterial>,
+    /// How to open the byte stream to `address`; `None` dials TCP.
+    pub dialer: Option<Dialer>,
+}
+
+/// A connected byte stream a [`Dialer`] hands back.
+pub trait LinkIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> LinkIo for T {}
+
+/// What a [`Dialer`] returns: a connected stream to the parent, or why not.
+pub type Dialed = Pin<Box<dyn Future<Output = io::Result<Box<dyn LinkIo>>> + Send>>;
+
+/// Opens the link's byte stream itself instead of over TCP: the seam through which a simulated
+/// network carries the real link (TLS, HTTP/2, the session) unchanged.
+#[derive(Clone)]
+pub struct Dialer {
+    /// Opens a stream to the parent's address (the link's `https://host:port`).
+    pub dial: Arc<dyn Fn(Uri) -> Dialed + Send + Sync>,
+    /// Seeds the reconnect jitter, so a replayed simulation waits exactly as the first run did
+    /// (over TCP the jitter comes from the thread's random generator).
+    pub jitter_seed: u64,
 }
 
 impl ParentLink {
@@ -59,6 +89,10 @@ pub async fn maintain_parent_link(
     async move {
         let max_backoff = Duration::from_secs(sync.max_backoff_secs.max(1));
         let mut backoff = Duration::from_millis(200);
+        let mut jitter_rng = match &parent.dialer {
+            Some(dialer) => StdRng::seed_from_u64(dialer.jitter_seed),
+            None => StdRng::from_rng(&mut rand::rng()),
+        };
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -73,7 +107,7 @@ pub async fn maintain_parent_link(
             if started.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(200);
             }
-            let jitter = rand::rng().random_range(0.5..1.5);
+            let jitter = jitter_rng.random_range(0.5..1.5);
             let wait = backoff.mul_f64(jitter).min(max_backoff);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -98,8 +132,21 @@ async fn run_once(
     let endpoint = parent
         .endpoint()
         .map_err(|e| format!("bad parent address {}: {e}", parent.address))?;
+    let connect = async {
+        match &parent.dialer {
+            None => endpoint.connect().await,
+            Some(dialer) => {
+                let dial = dialer.dial.clone();
+                let connector = tower::service_fn(move |uri: Uri| {
+                    let dialed = dial(uri);
+                    async move { dialed.await.map(TokioIo::new) }
+                });
+                endpoint.connect_with_connector(connector).await
+            }
+        }
+    };
     let channel: Channel = tokio::select! {
-        c = endpoint.connect() => c.map_err(|e| crate::tls::explain_transport_error(&e, &target))?,
+        c = connect => c.map_err(|e| crate::tls::explain_transport_error(&e, &target))?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let mut client = SyncClient::new(channel)
