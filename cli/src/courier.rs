@@ -35,8 +35,8 @@ pub enum CourierCommand {
         /// --place. A desk scanner gives operator:<node>:<name>.
         #[arg(long)]
         courier: String,
-        /// The node the courier belongs to (division code), when --courier is a bare name.
-        #[arg(long)]
+        /// The node the courier belongs to (division code or name), when --courier is a bare name.
+        #[arg(long, value_parser = crate::words::place)]
         place: Option<String>,
         /// The first device sequence number. Only to carry on a device whose queue was lost:
         /// give one more than the last number the nodes have from it.
@@ -116,11 +116,11 @@ pub struct ScanArgs {
     /// When, by this device's clock: RFC 3339 or Unix milliseconds. Default: now.
     #[arg(long)]
     at: Option<String>,
-    /// pack: where the trip starts (division code).
-    #[arg(long, help_heading = "Desk steps")]
+    /// pack: where the trip starts (division code or name).
+    #[arg(long, help_heading = "Desk steps", value_parser = crate::words::place)]
     origin: Option<String>,
-    /// pack: where the trip goes (division code).
-    #[arg(long, help_heading = "Desk steps")]
+    /// pack: where the trip goes (division code or name).
+    #[arg(long, help_heading = "Desk steps", value_parser = crate::words::place)]
     destination: Option<String>,
     /// void-departure, error-declaration: why.
     #[arg(long, help_heading = "Desk steps")]

@@ -1,6 +1,7 @@
 //! How the command line shows things, the same way in every command: columns padded for
-//! Chinese text ([`cell`], [`width`]), content hashes cut short ([`short_hash`]), times in China
-//! Standard Time ([`china_time`]), and CSV files read with the `csv` crate ([`read_csv`]).
+//! Chinese text ([`cell`], [`width`]), content hashes cut short ([`short_hash`]), nodes with
+//! their names ([`place`]), times in China Standard Time ([`china_time`]), and CSV files read
+//! with the `csv` crate ([`read_csv`]).
 
 /// Display columns of `text` (CJK characters take two).
 pub(crate) fn width(text: &str) -> usize {
@@ -11,6 +12,12 @@ pub(crate) fn width(text: &str) -> usize {
 pub(crate) fn cell(text: &str, width: usize) -> String {
     let used = self::width(text);
     format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
+/// A node as people read it, its name before its code: `华城镇 441424104` (the code alone when
+/// its name is not known, `-` for none).
+pub(crate) fn place(code: &str) -> String {
+    tongban_domains::places::label(code)
 }
 
 /// `-` for an empty field.

@@ -13,6 +13,7 @@ mod harness;
 mod ops;
 #[cfg(test)]
 mod stand_in;
+mod words;
 
 use std::future::Future;
 use std::path::PathBuf;

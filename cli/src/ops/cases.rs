@@ -12,7 +12,8 @@ use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClien
 use tonic::transport::Channel;
 
 use crate::client::Connection;
-use crate::display::{cell, china_time};
+use crate::display::{cell, china_time, place};
+use crate::words;
 
 #[derive(Subcommand, Debug)]
 pub enum CaseCommand {
@@ -60,7 +61,8 @@ pub enum CaseCommand {
     /// township → origin village. The target defaults to the one the case's state allows.
     HandOver {
         case: String,
-        #[arg(long)]
+        /// The node: a division code or a name (五华县, 华城镇).
+        #[arg(long, value_parser = words::place)]
         to: Option<String>,
     },
     /// Start handling (承办).
@@ -142,11 +144,12 @@ pub enum CaseCommand {
     },
     /// Cases this node knows, newest first.
     List {
-        /// Only cases in this state (e.g. received, accepted, concluded).
-        #[arg(long)]
-        state: Option<String>,
-        /// Only cases held by this node.
-        #[arg(long)]
+        /// Only cases in this state, in Chinese or English (已受理 or accepted, 已办结 or
+        /// concluded, …).
+        #[arg(long, value_parser = words::state)]
+        state: Option<StateKind>,
+        /// Only cases held by this node: a division code or a name (华城镇).
+        #[arg(long, value_parser = words::place)]
         holder: Option<String>,
         /// Only cases for this item (basic or implementation code).
         #[arg(long)]
@@ -164,8 +167,8 @@ pub enum CaseCommand {
         /// Only this level or worse (default: yellow and red).
         #[arg(long, value_enum)]
         level: Option<crate::ops::calendar::WarnLevel>,
-        /// Only cases served by this township.
-        #[arg(long)]
+        /// Only cases served by this township: its name (水寨镇) or code (441424100).
+        #[arg(long, value_parser = words::township)]
         township: Option<String>,
         /// Show at most this many, worst first (the totals always count every warning).
         #[arg(long, default_value_t = 200)]
@@ -228,17 +231,6 @@ fn seal_name(v: i32) -> &'static str {
     }
 }
 
-fn state_from_text(text: &str) -> Result<i32> {
-    let wanted = text.trim().replace('-', "_");
-    match StateKind::ALL.iter().find(|k| k.as_str() == wanted) {
-        Some(kind) => Ok(kind.to_wire()),
-        None => {
-            let names: Vec<&str> = StateKind::ALL.iter().map(|k| k.as_str()).collect();
-            bail!("unknown state {text:?}; one of: {}", names.join(", "))
-        }
-    }
-}
-
 struct Cases {
     conn: Connection,
     client: CasesClient<Channel>,
@@ -269,7 +261,12 @@ impl Cases {
             .await
             .map_err(|s| self.conn.explain(s))?
             .into_inner();
-        println!("{}: {}, held by {}", after.case_number, after.state_label, after.holder);
+        println!(
+            "{}: {}, held by {}",
+            after.case_number,
+            after.state_label,
+            place(&after.holder)
+        );
         if !after.paper_warning.is_empty() {
             println!("warning: {}", after.paper_warning);
         }
@@ -295,7 +292,7 @@ fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
         _ => bail!(
             "this case ({}, held by {}) is not at a hand-over point; pass --to if you mean it",
             s.state_label,
-            s.holder
+            place(&s.holder)
         ),
     })
 }
@@ -359,7 +356,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             }
             println!(
                 "  受理点   submitted at  {}, {}",
-                r.submitted_at_node,
+                place(&r.submitted_at_node),
                 china_time::minute(r.submitted_unix_ms)
             );
             println!("  办件标识 case id       {}", r.case_id);
@@ -541,13 +538,13 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
 
 async fn list(
     cases: &mut Cases,
-    state: Option<String>,
+    state: Option<StateKind>,
     holder: Option<String>,
     item: Option<String>,
     limit: u32,
     all: bool,
 ) -> Result<()> {
-    let state = state.as_deref().map(state_from_text).transpose()?.unwrap_or(0);
+    let state = state.map_or(0, StateKind::to_wire);
     let mut token = String::new();
     let mut shown = 0usize;
     loop {
@@ -574,7 +571,7 @@ async fn list(
                 cell("办件编号", 28),
                 cell("提交时间", 16),
                 cell("状态", 36),
-                cell("持有", 12),
+                cell("持有", 24),
                 cell("申请人", 10)
             );
         }
@@ -584,7 +581,7 @@ async fn list(
                 cell(&c.case_number, 28),
                 cell(&china_time::minute(c.submitted_unix_ms), 16),
                 cell(&c.state_label, 36),
-                cell(&c.holder, 12),
+                cell(&place(&c.holder), 24),
                 cell(&c.applicant_name, 10),
                 c.item_name
             );
@@ -624,7 +621,12 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         s.state_label,
         if s.paused { "（计时暂停）" } else { "" }
     );
-    println!("持有       {}（受理点 {}，窗口 {}）", s.holder, s.origin, s.township);
+    println!(
+        "持有       {}（受理点 {}，窗口 {}）",
+        place(&s.holder),
+        place(&s.origin),
+        place(&s.township)
+    );
     println!(
         "时限       承诺 {} 个工作日；用印 {}{}",
         s.promised_days,
@@ -644,7 +646,7 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
                 "不予批准"
             },
             detail.decision_by,
-            detail.decision_at_node,
+            place(&detail.decision_at_node),
             seal_name(detail.decision_seal),
             if detail.decision_reason.is_empty() {
                 String::new()
@@ -661,10 +663,10 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         println!(
             "  {}  {} {} {} → {}{}",
             china_time::minute(h.at_unix_ms),
-            cell(&h.at_node, 12),
+            cell(&place(&h.at_node), 24),
             cell(&format!("{} {}", h.action_label, h.action_name), 28),
             cell(&h.by, 34),
-            h.holder,
+            place(&h.holder),
             if h.reason.is_empty() {
                 String::new()
             } else {
