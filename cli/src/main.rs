@@ -85,6 +85,11 @@ fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     };
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
+        // A node's answer already says what was refused and what to do next.
+        Err(e) if e.downcast_ref::<client::NodeAnswer>().is_some() => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -255,12 +255,14 @@ impl Cases {
             case_id: summary.case_id.clone(),
             action: Some(pb::CaseAction { action: Some(action) }),
         };
-        let after = self
-            .client
-            .act(request)
-            .await
-            .map_err(|s| self.conn.explain(s))?
-            .into_inner();
+        let after = match self.client.act(request).await {
+            Ok(after) => after.into_inner(),
+            // Refused for the case's state or holder: say where it stands and what moves it.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                return Err(self.conn.explain_with(status, where_it_stands(summary)));
+            }
+            Err(status) => return Err(self.conn.explain(status)),
+        };
         println!(
             "{}: {}, held by {}",
             after.case_number,
@@ -278,6 +280,49 @@ fn summary(detail: &pb::CaseDetail) -> Result<&pb::CaseSummary> {
     match &detail.summary {
         Some(s) => Ok(s),
         None => bail!("the node returned a case without its summary"),
+    }
+}
+
+/// A refused step's next step: the case's state and holder, and the commands that move it on
+/// from there (the node decides which of them this operator may take).
+fn where_it_stands(s: &pb::CaseSummary) -> String {
+    let number = &s.case_number;
+    let mut text = format!("办件 {number} 现在是 {}，持有 {}", s.state_label, place(&s.holder));
+    let steps = StateKind::from_wire(s.state, "state")
+        .map(next_steps)
+        .unwrap_or_default();
+    if steps.is_empty() {
+        text.push_str("；它已不能再办理");
+    } else {
+        let commands: Vec<String> = steps
+            .iter()
+            .map(|step| format!("tongban case {step} {number}"))
+            .collect();
+        text.push_str(&format!("；此时可以：{}", commands.join("、")));
+    }
+    text.push_str(&format!("（办理过程：tongban case show {number}）"));
+    text
+}
+
+/// The `tongban case` commands that move a case on from `state` (see the table in
+/// `tongban_domains::case`).
+fn next_steps(state: StateKind) -> &'static [&'static str] {
+    use StateKind as S;
+    match state {
+        S::Submitted => &["forward", "receive"],
+        S::Received => &["accept", "request-supplement", "refuse"],
+        S::SupplementRequested => &["supplement-provided", "refuse"],
+        S::Accepted => &["start", "hand-over", "conclude"],
+        S::Handling => &["review", "suspend", "conclude --outcome returned"],
+        S::Review => &["decide", "send-back"],
+        S::Decision => &["conclude", "send-back"],
+        S::SpecialProcedure => &["withdraw"],
+        S::Suspended => &["resume", "conclude --outcome terminated"],
+        S::Concluded => &["hand-over", "ready"],
+        S::ResultReady => &["issue"],
+        S::Issued => &["deliver", "rate", "hand-over"],
+        S::Delivered => &["rate", "hand-over"],
+        S::NotAccepted | S::Rated => &[],
     }
 }
 
@@ -675,4 +720,36 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_step_names_the_state_and_the_steps_that_move_it_on() {
+        let summary = pb::CaseSummary {
+            case_number: "441424104-20261127-0003".into(),
+            state: StateKind::Handling.to_wire(),
+            state_label: StateKind::Handling.to_string(),
+            holder: "441424".into(),
+            ..Default::default()
+        };
+        let text = where_it_stands(&summary);
+        assert!(
+            text.starts_with("办件 441424104-20261127-0003 现在是 handling (承办中)，持有 五华县 441424"),
+            "{text}"
+        );
+        assert!(text.contains("tongban case review 441424104-20261127-0003"), "{text}");
+        let rated = pb::CaseSummary {
+            state: StateKind::Rated.to_wire(),
+            ..summary
+        };
+        assert!(where_it_stands(&rated).contains("已不能再办理"));
+        // Every state a case can still move from offers a step.
+        for kind in StateKind::ALL {
+            assert_eq!(next_steps(*kind).is_empty(), kind.is_terminal(), "{kind}");
+        }
+    }
 }
