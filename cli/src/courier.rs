@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use tongban_courier::{Device, Filter, Queue, Resend, State, UploadFailure, step_name};
 use tongban_domains::ids::NodeId;
@@ -113,7 +113,8 @@ pub struct ScanArgs {
     /// A document id (repeat for several): the manifest, or the documents found.
     #[arg(long = "doc")]
     docs: Vec<String>,
-    /// When, by this device's clock: RFC 3339 or Unix milliseconds. Default: now.
+    /// When, by this device's clock: China time (2026-11-27 08:15), RFC 3339 with its offset,
+    /// or Unix milliseconds. Default: now.
     #[arg(long)]
     at: Option<String>,
     /// pack: where the trip starts (division code or name).
@@ -433,7 +434,8 @@ fn party(text: &str) -> Result<String> {
     }
 }
 
-/// `--at`: RFC 3339, or Unix milliseconds.
+/// `--at`: a China wall-clock time without an offset (as a courier reads it off a watch), RFC
+/// 3339 with its offset, or Unix milliseconds.
 fn parse_at(text: &str) -> Result<i64> {
     let text = text.trim();
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
@@ -443,8 +445,19 @@ fn parse_at(text: &str) -> Result<i64> {
         }
         return text.parse().with_context(|| format!("--at {text}"));
     }
-    let time = DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("--at {text}: expected RFC 3339 (2026-11-27T08:15:00+08:00) or Unix ms"))?;
+    for pattern in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
+        if let Ok(wall) = NaiveDateTime::parse_from_str(text, pattern) {
+            return Ok(china_time::from_wall_clock(wall));
+        }
+    }
+    let time = DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("--at {text}: expected China time (2026-11-27 08:15), RFC 3339 (2026-11-27T08:15:00+08:00) or Unix ms")
+    })?;
     Ok(time.timestamp_millis())
 }
 
@@ -792,6 +805,11 @@ mod tests {
 
         let mut a = args(Step::EnRoute);
         a.at = Some("2026-11-27T08:15:00+08:00".into());
+        assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
+        // Without an offset a time is China's, whatever the machine's zone.
+        a.at = Some("2026-11-27 08:15".into());
+        assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
+        a.at = Some("2026-11-27T08:15:00".into());
         assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
         a.at = Some("1795738500123".into());
         assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_123);

@@ -89,6 +89,11 @@ pub(crate) mod china_time {
         format(unix_ms, "%Y%m%d").unwrap_or_default()
     }
 
+    /// The instant a China wall-clock time names.
+    pub fn from_wall_clock(wall: NaiveDateTime) -> i64 {
+        wall.and_utc().timestamp_millis() - OFFSET_MS
+    }
+
     /// The instant `minutes` after midnight starts `date` in China (minutes may run past a day).
     pub fn at(date: NaiveDate, minutes: i64) -> i64 {
         date.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - OFFSET_MS + minutes * 60_000
@@ -113,6 +118,7 @@ pub(crate) mod china_time {
             assert_eq!(short(i64::MAX), format!("{}ms", i64::MAX));
             let day = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
             assert_eq!(at(day, 7 * 60 + 30), ms);
+            assert_eq!(from_wall_clock(wall_clock(ms).unwrap()), ms);
         }
     }
 }

@@ -14,7 +14,6 @@
 //! - **Labels** (`label box|trip|document|sheet`): SVG files to print at 100 %; no node needed.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -1154,12 +1153,10 @@ async fn epcis_export(
             println!("wrote {} event(s) to {}", response.event_count, path.display());
         }
         _ => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(response.json_ld.as_bytes())?;
+            crate::out::bytes(response.json_ld.as_bytes());
             if !response.json_ld.ends_with('\n') {
-                stdout.write_all(b"\n")?;
+                crate::out::bytes(b"\n");
             }
-            stdout.flush()?;
             eprintln!("{} event(s)", response.event_count);
         }
     }
@@ -1272,9 +1269,7 @@ fn label(command: LabelCommand) -> Result<()> {
 fn write_svg(out: Option<PathBuf>, default_name: &str, svg: &str) -> Result<()> {
     let path = out.unwrap_or_else(|| PathBuf::from(default_name));
     if path.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(svg.as_bytes())?;
-        stdout.flush()?;
+        crate::out::bytes(svg.as_bytes());
         return Ok(());
     }
     fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
