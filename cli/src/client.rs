@@ -11,19 +11,26 @@ use tongban_domains::tls::{GENERIC_NODE_NAME, TlsFiles, explain_transport_error,
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
-/// Where the node is and which certificate to present.
+/// Where the node is and which certificate to present. The environment variables are
+/// `TONGBAN_CLI_*`: a node reads every `TONGBAN_NODE_*` variable as its own setting, so the two
+/// never meet on one machine.
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
     /// The node's address.
-    #[arg(long, env = "TONGBAN_NODE", default_value = "https://127.0.0.1:7000", global = true)]
+    #[arg(
+        long,
+        env = "TONGBAN_CLI_NODE",
+        default_value = "https://127.0.0.1:7000",
+        global = true
+    )]
     pub node: String,
     /// The county CA certificate.
-    #[arg(long, env = "TONGBAN_CA", default_value = "tongban-pki/ca.pem", global = true)]
+    #[arg(long, env = "TONGBAN_CLI_CA", default_value = "tongban-pki/ca.pem", global = true)]
     pub ca: PathBuf,
     /// The operator certificate.
     #[arg(
         long,
-        env = "TONGBAN_CERT",
+        env = "TONGBAN_CLI_CERT",
         default_value = "tongban-pki/operators/441424-admin.pem",
         global = true
     )]
@@ -31,7 +38,7 @@ pub struct Connection {
     /// The operator's private key.
     #[arg(
         long,
-        env = "TONGBAN_KEY",
+        env = "TONGBAN_CLI_KEY",
         default_value = "tongban-pki/operators/441424-admin.key",
         global = true
     )]

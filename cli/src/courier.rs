@@ -26,7 +26,7 @@ pub enum CourierCommand {
     /// Create this device's scan queue (once per device).
     Init {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         /// This device's id, as printed on it (e.g. pda-0042); part of every scan id.
         #[arg(long)]
@@ -52,7 +52,7 @@ pub enum CourierCommand {
     /// scans that courier made. Unreachable node: nothing changes, the scans wait for next time.
     Sync {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         #[command(flatten)]
         conn: Connection,
@@ -67,13 +67,13 @@ pub enum CourierCommand {
     /// What the queue holds: queued, uploaded and refused scans, with the nodes' reasons.
     Status {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
     },
     /// The scans in the queue, one line each, oldest first.
     List {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         /// Only scans no node has acknowledged yet (queued and refused).
         #[arg(long)]
@@ -85,7 +85,7 @@ pub enum CourierCommand {
 #[derive(Args, Debug, Clone)]
 pub struct ScanArgs {
     /// The queue file on the device.
-    #[arg(long, env = "TONGBAN_QUEUE")]
+    #[arg(long, env = "TONGBAN_CLI_QUEUE")]
     queue: PathBuf,
     /// What happened. A courier scans courier-accept, en-route and release-at-destination.
     step: Step,
