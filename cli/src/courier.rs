@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use tongban_courier::{Device, Filter, Queue, Resend, State, UploadFailure, step_name};
 use tongban_domains::ids::NodeId;
@@ -26,7 +26,7 @@ pub enum CourierCommand {
     /// Create this device's scan queue (once per device).
     Init {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         /// This device's id, as printed on it (e.g. pda-0042); part of every scan id.
         #[arg(long)]
@@ -35,8 +35,8 @@ pub enum CourierCommand {
         /// --place. A desk scanner gives operator:<node>:<name>.
         #[arg(long)]
         courier: String,
-        /// The node the courier belongs to (division code), when --courier is a bare name.
-        #[arg(long)]
+        /// The node the courier belongs to (division code or name), when --courier is a bare name.
+        #[arg(long, value_parser = crate::words::place)]
         place: Option<String>,
         /// The first device sequence number. Only to carry on a device whose queue was lost:
         /// give one more than the last number the nodes have from it.
@@ -52,7 +52,7 @@ pub enum CourierCommand {
     /// scans that courier made. Unreachable node: nothing changes, the scans wait for next time.
     Sync {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         #[command(flatten)]
         conn: Connection,
@@ -67,13 +67,13 @@ pub enum CourierCommand {
     /// What the queue holds: queued, uploaded and refused scans, with the nodes' reasons.
     Status {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
     },
     /// The scans in the queue, one line each, oldest first.
     List {
         /// The queue file on the device.
-        #[arg(long, env = "TONGBAN_QUEUE")]
+        #[arg(long, env = "TONGBAN_CLI_QUEUE")]
         queue: PathBuf,
         /// Only scans no node has acknowledged yet (queued and refused).
         #[arg(long)]
@@ -85,7 +85,7 @@ pub enum CourierCommand {
 #[derive(Args, Debug, Clone)]
 pub struct ScanArgs {
     /// The queue file on the device.
-    #[arg(long, env = "TONGBAN_QUEUE")]
+    #[arg(long, env = "TONGBAN_CLI_QUEUE")]
     queue: PathBuf,
     /// What happened. A courier scans courier-accept, en-route and release-at-destination.
     step: Step,
@@ -113,14 +113,15 @@ pub struct ScanArgs {
     /// A document id (repeat for several): the manifest, or the documents found.
     #[arg(long = "doc")]
     docs: Vec<String>,
-    /// When, by this device's clock: RFC 3339 or Unix milliseconds. Default: now.
+    /// When, by this device's clock: China time (2026-11-27 08:15), RFC 3339 with its offset,
+    /// or Unix milliseconds. Default: now.
     #[arg(long)]
     at: Option<String>,
-    /// pack: where the trip starts (division code).
-    #[arg(long, help_heading = "Desk steps")]
+    /// pack: where the trip starts (division code or name).
+    #[arg(long, help_heading = "Desk steps", value_parser = crate::words::place)]
     origin: Option<String>,
-    /// pack: where the trip goes (division code).
-    #[arg(long, help_heading = "Desk steps")]
+    /// pack: where the trip goes (division code or name).
+    #[arg(long, help_heading = "Desk steps", value_parser = crate::words::place)]
     destination: Option<String>,
     /// void-departure, error-declaration: why.
     #[arg(long, help_heading = "Desk steps")]
@@ -433,7 +434,8 @@ fn party(text: &str) -> Result<String> {
     }
 }
 
-/// `--at`: RFC 3339, or Unix milliseconds.
+/// `--at`: a China wall-clock time without an offset (as a courier reads it off a watch), RFC
+/// 3339 with its offset, or Unix milliseconds.
 fn parse_at(text: &str) -> Result<i64> {
     let text = text.trim();
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
@@ -443,8 +445,19 @@ fn parse_at(text: &str) -> Result<i64> {
         }
         return text.parse().with_context(|| format!("--at {text}"));
     }
-    let time = DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("--at {text}: expected RFC 3339 (2026-11-27T08:15:00+08:00) or Unix ms"))?;
+    for pattern in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
+        if let Ok(wall) = NaiveDateTime::parse_from_str(text, pattern) {
+            return Ok(china_time::from_wall_clock(wall));
+        }
+    }
+    let time = DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("--at {text}: expected China time (2026-11-27 08:15), RFC 3339 (2026-11-27T08:15:00+08:00) or Unix ms")
+    })?;
     Ok(time.timestamp_millis())
 }
 
@@ -792,6 +805,11 @@ mod tests {
 
         let mut a = args(Step::EnRoute);
         a.at = Some("2026-11-27T08:15:00+08:00".into());
+        assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
+        // Without an offset a time is China's, whatever the machine's zone.
+        a.at = Some("2026-11-27 08:15".into());
+        assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
+        a.at = Some("2026-11-27T08:15:00".into());
         assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_000);
         a.at = Some("1795738500123".into());
         assert_eq!(scan_from_args(&a, T0).unwrap().scanned_unix_ms, 1_795_738_500_123);

@@ -1,6 +1,7 @@
 //! How the command line shows things, the same way in every command: columns padded for
-//! Chinese text ([`cell`], [`width`]), content hashes cut short ([`short_hash`]), times in China
-//! Standard Time ([`china_time`]), and CSV files read with the `csv` crate ([`read_csv`]).
+//! Chinese text ([`cell`], [`width`]), content hashes cut short ([`short_hash`]), nodes with
+//! their names ([`place`]), times in China Standard Time ([`china_time`]), and CSV files read
+//! with the `csv` crate ([`read_csv`]).
 
 /// Display columns of `text` (CJK characters take two).
 pub(crate) fn width(text: &str) -> usize {
@@ -11,6 +12,12 @@ pub(crate) fn width(text: &str) -> usize {
 pub(crate) fn cell(text: &str, width: usize) -> String {
     let used = self::width(text);
     format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
+/// A node as people read it, its name before its code: `华城镇 441424104` (the code alone when
+/// its name is not known, `-` for none).
+pub(crate) fn place(code: &str) -> String {
+    tongban_domains::places::label(code)
 }
 
 /// `-` for an empty field.
@@ -82,6 +89,11 @@ pub(crate) mod china_time {
         format(unix_ms, "%Y%m%d").unwrap_or_default()
     }
 
+    /// The instant a China wall-clock time names.
+    pub fn from_wall_clock(wall: NaiveDateTime) -> i64 {
+        wall.and_utc().timestamp_millis() - OFFSET_MS
+    }
+
     /// The instant `minutes` after midnight starts `date` in China (minutes may run past a day).
     pub fn at(date: NaiveDate, minutes: i64) -> i64 {
         date.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - OFFSET_MS + minutes * 60_000
@@ -106,6 +118,7 @@ pub(crate) mod china_time {
             assert_eq!(short(i64::MAX), format!("{}ms", i64::MAX));
             let day = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
             assert_eq!(at(day, 7 * 60 + 30), ms);
+            assert_eq!(from_wall_clock(wall_clock(ms).unwrap()), ms);
         }
     }
 }

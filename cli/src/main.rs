@@ -4,6 +4,17 @@
 //! runs the local demonstration tree and `bench` the benchmark. This file only parses the
 //! command line, starts the runtime and hands each command to its program.
 
+// Every module's `println!` is this one (textual scope: declared before the modules),
+// so piping any output into `head` ends quietly instead of panicking (see `out`).
+macro_rules! println {
+    () => {
+        $crate::out::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::line(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod client;
 mod courier;
@@ -11,8 +22,10 @@ mod demo;
 mod display;
 mod harness;
 mod ops;
+mod out;
 #[cfg(test)]
 mod stand_in;
+mod words;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -84,6 +97,11 @@ fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     };
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
+        // A node's answer already says what was refused and what to do next.
+        Err(e) if e.downcast_ref::<client::NodeAnswer>().is_some() => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -11,8 +11,9 @@
 //!
 //! [`store`] is the node's store: the engine's log with every domain registered. [`node`] starts
 //! a node from the plan its tier crate writes, with its access table, configuration and command
-//! line. [`probe`] folds the bench's load probes. The engine's modules are re-exported under their
-//! own names.
+//! line. [`places`] holds the county's towns by name and code, for what operators type and read.
+//! [`probe`] folds the bench's load probes. The engine's modules are re-exported under their own
+//! names.
 
 pub use tongban_engine::{clock, db, event, hlc, ids, log, pki, sync, telemetry, tls};
 pub use tongban_engine::{with_pool, with_tx};
@@ -23,6 +24,7 @@ pub mod catalogue;
 pub mod custody;
 pub mod node;
 pub mod oversight;
+pub mod places;
 pub mod probe;
 pub mod store;
 

@@ -9,7 +9,7 @@
 //! - reading the caller's identity from a TLS session ([`principal_of_certs`], used by the
 //!   access layer; [`peer_principal`] for a tonic request, pitfall 8);
 //! - turning transport failures into sentences an operator can act on
-//!   ([`explain_transport_error`], [`explain_status`], pitfall 7).
+//!   ([`explain_transport_error`], [`explain_status`], [`transport_failure`], pitfall 7).
 //!
 //! What a principal may do is not decided here; this module only says who it is.
 
@@ -295,22 +295,10 @@ pub fn explain_transport_error(err: &(dyn StdError + 'static), target: &str) -> 
 /// (`Unknown`/`Unavailable` with a source, pitfall 7) is explained; other statuses are reported
 /// as the answer of `target`.
 pub fn explain_status(status: &Status, target: &str) -> String {
-    let code = status.code();
-    let timed_out = code == Code::Cancelled && status.message().contains("Timeout expired");
-    // A peer that refuses our certificate may also cut the connection before its TLS alert is
-    // read; hyper then reports Cancelled ("operation was canceled", "connection closed").
-    if matches!(code, Code::Unknown | Code::Unavailable) || (code == Code::Cancelled && !timed_out) {
-        if let Some(source) = StdError::source(status) {
-            return explain_transport_error(source, target);
-        }
-        if let Some(sentence) = explain_text(status.message(), target) {
-            return sentence;
-        }
+    if let Some(sentence) = transport_failure(status, target) {
+        return sentence;
     }
-    if code == Code::Cancelled && !timed_out {
-        return format!("{target} closed the connection (it may have refused our certificate, or it is restarting)");
-    }
-    match code {
+    match status.code() {
         Code::Unavailable => format!("{target} is unavailable: {}", status.message()),
         Code::DeadlineExceeded => format!("no answer from {target} in time"),
         // Client-side timeouts arrive as Cancelled "Timeout expired" (pitfall 6).
@@ -319,6 +307,31 @@ pub fn explain_status(status: &Status, target: &str) -> String {
         }
         code => format!("{target} answered {code:?}: {}", status.message()),
     }
+}
+
+/// The sentence for a failed call's `Status` when the call never got a service's answer (the
+/// connection failed, was cut, or the TLS handshake was refused), `None` when the status is the
+/// answer of the service itself. A client tells the two apart to say "cannot reach" rather than
+/// "refused".
+pub fn transport_failure(status: &Status, target: &str) -> Option<String> {
+    let code = status.code();
+    let timed_out = code == Code::Cancelled && status.message().contains("Timeout expired");
+    // A peer that refuses our certificate may also cut the connection before its TLS alert is
+    // read; hyper then reports Cancelled ("operation was canceled", "connection closed").
+    if matches!(code, Code::Unknown | Code::Unavailable) || (code == Code::Cancelled && !timed_out) {
+        if let Some(source) = StdError::source(status) {
+            return Some(explain_transport_error(source, target));
+        }
+        if let Some(sentence) = explain_text(status.message(), target) {
+            return Some(sentence);
+        }
+    }
+    if code == Code::Cancelled && !timed_out {
+        return Some(format!(
+            "{target} closed the connection (it may have refused our certificate, or it is restarting)"
+        ));
+    }
+    None
 }
 
 /// The source chain of `err`, looking inside `io::Error`s too: `io::Error::source` skips the
@@ -596,6 +609,13 @@ mod tests {
         assert_eq!(s, "t answered Unknown: handler failed");
         let s = explain_status(&Status::cancelled("Timeout expired"), "t");
         assert_eq!(s, "no answer from t in time");
+        // An answer is not a transport failure; a cut connection is.
+        assert_eq!(transport_failure(&Status::failed_precondition("not now"), "t"), None);
+        assert_eq!(transport_failure(&Status::unknown("handler failed"), "t"), None);
+        let cut = transport_failure(&Status::cancelled("operation was canceled"), "t").unwrap();
+        assert!(cut.contains("closed the connection"), "{cut}");
+        let refused = transport_failure(&Status::unavailable("tcp connect error: Connection refused"), "t");
+        assert_eq!(refused.as_deref(), Some("nothing listens at t (connection refused)"));
     }
 
     #[test]

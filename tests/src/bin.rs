@@ -109,8 +109,8 @@ impl NodeToml<'_> {
     }
 }
 
-/// A command for a node executable with no `TONGBAN_*` variables inherited (they would override
-/// the configuration file under test).
+/// A command for a node executable with no `TONGBAN_*` variables inherited (the node's own,
+/// `TONGBAN_NODE_*`, would override the configuration file under test).
 pub fn node_command(binary: NodeBinary) -> Command {
     let mut command = Command::new(binary.path());
     for (key, _) in std::env::vars_os() {
@@ -125,9 +125,20 @@ pub fn node_command(binary: NodeBinary) -> Command {
 /// Runs a node executable to completion with `args`, returning its exit status and stderr;
 /// panics if it is still running after `timeout` (it is killed then).
 pub fn run_to_exit(binary: NodeBinary, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+    run_to_exit_with_env(binary, args, &[], timeout)
+}
+
+/// [`run_to_exit`] with these environment variables set.
+pub fn run_to_exit_with_env(
+    binary: NodeBinary,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (ExitStatus, String) {
     let name = binary.name;
     let mut child = node_command(binary)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

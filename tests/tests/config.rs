@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tests::bin::{NodeBinary, NodeToml, free_addr, run_to_exit};
+use tests::bin::{NodeBinary, NodeToml, free_addr, run_to_exit, run_to_exit_with_env};
 use tests::{COUNTY, T1, T2, id, setup};
 use tongban_domains::pki::{self, PkiLayout};
 use tongban_domains::tls::TlsFiles;
@@ -165,4 +165,39 @@ fn a_certificate_for_another_node_is_a_bad_config() {
         "certificate for another node",
         &["node:441424101", "441424100"],
     );
+}
+
+/// An operator exports the command line's variables in the same shell, on the same machine, as
+/// a node runs: a node reads only `TONGBAN_NODE_*`, so `TONGBAN_CLI_*` (and the names the command
+/// line used before, such as `TONGBAN_CA`) leave its configuration alone, while its own prefix
+/// still overrides the file.
+#[test]
+fn the_command_lines_variables_do_not_reach_a_node() {
+    setup();
+    let fx = Fixture::new();
+    let config = fx.write("township.toml", &fx.valid(T1, true));
+    let check = ["check", "--config", config.to_str().unwrap()];
+    let elsewhere = "/nowhere/ca.pem";
+    let cli = [
+        ("TONGBAN_CLI_NODE", "https://127.0.0.1:7000"),
+        ("TONGBAN_CLI_CA", elsewhere),
+        ("TONGBAN_CLI_CERT", "/nowhere/441424-admin.pem"),
+        ("TONGBAN_CLI_KEY", "/nowhere/441424-admin.key"),
+        ("TONGBAN_CLI_QUEUE", "/nowhere/pda.db"),
+        ("TONGBAN_CA", elsewhere),
+        ("TONGBAN_SIM_SEED", "7"),
+    ];
+    let (status, stderr) = run_to_exit_with_env(TOWNSHIP, &check, &cli, REFUSAL);
+    assert!(
+        status.success(),
+        "the command line's variables broke the node's configuration ({status}):\n{stderr}"
+    );
+
+    let (status, stderr) = run_to_exit_with_env(TOWNSHIP, &check, &[("TONGBAN_NODE_TLS__CA", elsewhere)], REFUSAL);
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "TONGBAN_NODE_TLS__CA must override the file's CA; stderr:\n{stderr}"
+    );
+    assert!(stderr.contains(elsewhere), "the overriding CA is named: {stderr}");
 }

@@ -69,7 +69,7 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = node_command(tests::node_binary!("county-node"))
         .args(["serve", "--config", config.to_str().unwrap(), "--json-logs"])
-        .env("TONGBAN_LISTEN", env_addr.to_string())
+        .env("TONGBAN_NODE_LISTEN", env_addr.to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -77,20 +77,24 @@ async fn a_daemon_honours_env_overrides_serves_health_and_reflection_and_stops_o
         .unwrap();
 
     // The environment wins over the file: the node listens on the overriding address.
-    wait_for(TIMEOUT, "the county to listen on the TONGBAN_LISTEN address", || {
-        let exited = child.try_wait().unwrap();
-        async move {
-            assert!(exited.is_none(), "the county exited early with {exited:?}");
-            match tokio::net::TcpStream::connect(env_addr).await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("connecting: {e}")),
+    wait_for(
+        TIMEOUT,
+        "the county to listen on the TONGBAN_NODE_LISTEN address",
+        || {
+            let exited = child.try_wait().unwrap();
+            async move {
+                assert!(exited.is_none(), "the county exited early with {exited:?}");
+                match tokio::net::TcpStream::connect(env_addr).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("connecting: {e}")),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert!(
         tokio::net::TcpStream::connect(file_addr).await.is_err(),
-        "the file's address must not be used when TONGBAN_LISTEN is set"
+        "the file's address must not be used when TONGBAN_NODE_LISTEN is set"
     );
 
     let operator = TlsFiles::operator(&layout, &county, "admin").load().unwrap();

@@ -225,7 +225,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         };
         println!("the tree keeps running; try, from another terminal:");
         println!(
-            "  export TONGBAN_NODE=https://{} TONGBAN_CA={} TONGBAN_CERT={} TONGBAN_KEY={}",
+            "  export TONGBAN_CLI_NODE=https://{} TONGBAN_CLI_CA={} TONGBAN_CLI_CERT={} TONGBAN_CLI_KEY={}",
             cluster.addr(&county)?,
             layout.ca_cert().display(),
             layout.cert_path(&admin).display(),

@@ -11,7 +11,10 @@ use tongban_proto::v1::{
     cases_client::CasesClient,
 };
 
+use tongban_domains::case::warnings::standing_zh;
+
 use crate::client::Connection;
+use crate::display::{cell, china_time, place};
 
 #[derive(Subcommand, Debug)]
 pub enum CalendarAction {
@@ -39,7 +42,11 @@ pub enum SupervisionAction {
 /// The level a warning list starts from.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum WarnLevel {
+    /// 黄牌
+    #[value(alias = "黄", alias = "黄牌")]
     Yellow,
+    /// 红牌
+    #[value(alias = "红", alias = "红牌")]
     Red,
 }
 
@@ -142,15 +149,15 @@ pub async fn warnings(
         }
         for w in &r.warnings {
             println!(
-                "  {:<10} {:<16} {:>4} days left  deadline {}  {}  {}（{}）  held by {}",
-                level_name(w.level),
-                rule_name(w.rule),
-                w.working_days_left,
+                "  {} {} {}  期限 {}  {}  {}（{}）  held by {}",
+                cell(level_name(w.level), 10),
+                cell(rule_name(w.rule), 16),
+                cell(&standing(w, &r.evaluated_on), 26),
                 w.deadline,
                 w.case_number,
                 w.item_name,
                 w.item_code,
-                w.holder
+                place(&w.holder)
             );
         }
         shown += r.warnings.len();
@@ -163,6 +170,12 @@ pub async fn warnings(
         }
         request.page_token = r.next_page_token;
     }
+}
+
+/// `超期 8 个工作日`, `剩余 3 个工作日`: a warning's standing on the day it was evaluated.
+/// Both dates are `YYYY-MM-DD`, so they compare as text.
+fn standing(w: &pb::CaseWarning, evaluated_on: &str) -> String {
+    standing_zh(w.working_days_left, evaluated_on > w.deadline.as_str())
 }
 
 pub async fn supervision(conn: Connection, action: SupervisionAction) -> Result<()> {
@@ -193,17 +206,23 @@ pub async fn supervision(conn: Connection, action: SupervisionAction) -> Result<
 
 fn print_record(s: &pb::SupervisionRecord) {
     let state = if s.closed {
-        format!("closed by {}: {}", s.closed_by, s.close_reason)
+        format!(
+            "closed {} by {}: {}",
+            china_time::minute(s.closed_unix_ms),
+            s.closed_by,
+            s.close_reason
+        )
     } else {
         "open".to_owned()
     };
     println!(
-        "  #{:<5} {}  {}  missed {}  item {}  held by {}  {state}",
+        "  #{:<5} {}  {}  超期（期限 {}）  item {}  held by {}  opened {}  {state}",
         s.id,
         s.case_number,
         rule_name(s.rule),
         s.deadline,
         s.item_code,
-        s.holder
+        place(&s.holder),
+        china_time::minute(s.opened_unix_ms)
     );
 }

@@ -12,7 +12,8 @@ use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClien
 use tonic::transport::Channel;
 
 use crate::client::Connection;
-use crate::display::{cell, china_time};
+use crate::display::{cell, china_time, place};
+use crate::words;
 
 #[derive(Subcommand, Debug)]
 pub enum CaseCommand {
@@ -60,7 +61,8 @@ pub enum CaseCommand {
     /// township → origin village. The target defaults to the one the case's state allows.
     HandOver {
         case: String,
-        #[arg(long)]
+        /// The node: a division code or a name (五华县, 华城镇).
+        #[arg(long, value_parser = words::place)]
         to: Option<String>,
     },
     /// Start handling (承办).
@@ -142,11 +144,12 @@ pub enum CaseCommand {
     },
     /// Cases this node knows, newest first.
     List {
-        /// Only cases in this state (e.g. received, accepted, concluded).
-        #[arg(long)]
-        state: Option<String>,
-        /// Only cases held by this node.
-        #[arg(long)]
+        /// Only cases in this state, in Chinese or English (已受理 or accepted, 已办结 or
+        /// concluded, …).
+        #[arg(long, value_parser = words::state)]
+        state: Option<StateKind>,
+        /// Only cases held by this node: a division code or a name (华城镇).
+        #[arg(long, value_parser = words::place)]
         holder: Option<String>,
         /// Only cases for this item (basic or implementation code).
         #[arg(long)]
@@ -164,8 +167,8 @@ pub enum CaseCommand {
         /// Only this level or worse (default: yellow and red).
         #[arg(long, value_enum)]
         level: Option<crate::ops::calendar::WarnLevel>,
-        /// Only cases served by this township.
-        #[arg(long)]
+        /// Only cases served by this township: its name (水寨镇) or code (441424100).
+        #[arg(long, value_parser = words::township)]
         township: Option<String>,
         /// Show at most this many, worst first (the totals always count every warning).
         #[arg(long, default_value_t = 200)]
@@ -228,17 +231,6 @@ fn seal_name(v: i32) -> &'static str {
     }
 }
 
-fn state_from_text(text: &str) -> Result<i32> {
-    let wanted = text.trim().replace('-', "_");
-    match StateKind::ALL.iter().find(|k| k.as_str() == wanted) {
-        Some(kind) => Ok(kind.to_wire()),
-        None => {
-            let names: Vec<&str> = StateKind::ALL.iter().map(|k| k.as_str()).collect();
-            bail!("unknown state {text:?}; one of: {}", names.join(", "))
-        }
-    }
-}
-
 struct Cases {
     conn: Connection,
     client: CasesClient<Channel>,
@@ -263,13 +255,20 @@ impl Cases {
             case_id: summary.case_id.clone(),
             action: Some(pb::CaseAction { action: Some(action) }),
         };
-        let after = self
-            .client
-            .act(request)
-            .await
-            .map_err(|s| self.conn.explain(s))?
-            .into_inner();
-        println!("{}: {}, held by {}", after.case_number, after.state_label, after.holder);
+        let after = match self.client.act(request).await {
+            Ok(after) => after.into_inner(),
+            // Refused for the case's state or holder: say where it stands and what moves it.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                return Err(self.conn.explain_with(status, where_it_stands(summary)));
+            }
+            Err(status) => return Err(self.conn.explain(status)),
+        };
+        println!(
+            "{}: {}, held by {}",
+            after.case_number,
+            after.state_label,
+            place(&after.holder)
+        );
         if !after.paper_warning.is_empty() {
             println!("warning: {}", after.paper_warning);
         }
@@ -284,6 +283,49 @@ fn summary(detail: &pb::CaseDetail) -> Result<&pb::CaseSummary> {
     }
 }
 
+/// A refused step's next step: the case's state and holder, and the commands that move it on
+/// from there (the node decides which of them this operator may take).
+fn where_it_stands(s: &pb::CaseSummary) -> String {
+    let number = &s.case_number;
+    let mut text = format!("办件 {number} 现在是 {}，持有 {}", s.state_label, place(&s.holder));
+    let steps = StateKind::from_wire(s.state, "state")
+        .map(next_steps)
+        .unwrap_or_default();
+    if steps.is_empty() {
+        text.push_str("；它已不能再办理");
+    } else {
+        let commands: Vec<String> = steps
+            .iter()
+            .map(|step| format!("tongban case {step} {number}"))
+            .collect();
+        text.push_str(&format!("；此时可以：{}", commands.join("、")));
+    }
+    text.push_str(&format!("（办理过程：tongban case show {number}）"));
+    text
+}
+
+/// The `tongban case` commands that move a case on from `state` (see the table in
+/// `tongban_domains::case`).
+fn next_steps(state: StateKind) -> &'static [&'static str] {
+    use StateKind as S;
+    match state {
+        S::Submitted => &["forward", "receive"],
+        S::Received => &["accept", "request-supplement", "refuse"],
+        S::SupplementRequested => &["supplement-provided", "refuse"],
+        S::Accepted => &["start", "hand-over", "conclude"],
+        S::Handling => &["review", "suspend", "conclude --outcome returned"],
+        S::Review => &["decide", "send-back"],
+        S::Decision => &["conclude", "send-back"],
+        S::SpecialProcedure => &["withdraw"],
+        S::Suspended => &["resume", "conclude --outcome terminated"],
+        S::Concluded => &["hand-over", "ready"],
+        S::ResultReady => &["issue"],
+        S::Issued => &["deliver", "rate", "hand-over"],
+        S::Delivered => &["rate", "hand-over"],
+        S::NotAccepted | S::Rated => &[],
+    }
+}
+
 /// The node a hand-over goes to now, from the case's holder and state.
 fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
     let holder = NodeId::new(s.holder.clone())?;
@@ -295,7 +337,7 @@ fn hand_over_target(s: &pb::CaseSummary) -> Result<String> {
         _ => bail!(
             "this case ({}, held by {}) is not at a hand-over point; pass --to if you mean it",
             s.state_label,
-            s.holder
+            place(&s.holder)
         ),
     })
 }
@@ -359,7 +401,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             }
             println!(
                 "  受理点   submitted at  {}, {}",
-                r.submitted_at_node,
+                place(&r.submitted_at_node),
                 china_time::minute(r.submitted_unix_ms)
             );
             println!("  办件标识 case id       {}", r.case_id);
@@ -541,13 +583,13 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
 
 async fn list(
     cases: &mut Cases,
-    state: Option<String>,
+    state: Option<StateKind>,
     holder: Option<String>,
     item: Option<String>,
     limit: u32,
     all: bool,
 ) -> Result<()> {
-    let state = state.as_deref().map(state_from_text).transpose()?.unwrap_or(0);
+    let state = state.map_or(0, StateKind::to_wire);
     let mut token = String::new();
     let mut shown = 0usize;
     loop {
@@ -574,7 +616,7 @@ async fn list(
                 cell("办件编号", 28),
                 cell("提交时间", 16),
                 cell("状态", 36),
-                cell("持有", 12),
+                cell("持有", 24),
                 cell("申请人", 10)
             );
         }
@@ -584,7 +626,7 @@ async fn list(
                 cell(&c.case_number, 28),
                 cell(&china_time::minute(c.submitted_unix_ms), 16),
                 cell(&c.state_label, 36),
-                cell(&c.holder, 12),
+                cell(&place(&c.holder), 24),
                 cell(&c.applicant_name, 10),
                 c.item_name
             );
@@ -624,7 +666,12 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         s.state_label,
         if s.paused { "（计时暂停）" } else { "" }
     );
-    println!("持有       {}（受理点 {}，窗口 {}）", s.holder, s.origin, s.township);
+    println!(
+        "持有       {}（受理点 {}，窗口 {}）",
+        place(&s.holder),
+        place(&s.origin),
+        place(&s.township)
+    );
     println!(
         "时限       承诺 {} 个工作日；用印 {}{}",
         s.promised_days,
@@ -644,7 +691,7 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
                 "不予批准"
             },
             detail.decision_by,
-            detail.decision_at_node,
+            place(&detail.decision_at_node),
             seal_name(detail.decision_seal),
             if detail.decision_reason.is_empty() {
                 String::new()
@@ -661,10 +708,10 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         println!(
             "  {}  {} {} {} → {}{}",
             china_time::minute(h.at_unix_ms),
-            cell(&h.at_node, 12),
+            cell(&place(&h.at_node), 24),
             cell(&format!("{} {}", h.action_label, h.action_name), 28),
             cell(&h.by, 34),
-            h.holder,
+            place(&h.holder),
             if h.reason.is_empty() {
                 String::new()
             } else {
@@ -673,4 +720,36 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_step_names_the_state_and_the_steps_that_move_it_on() {
+        let summary = pb::CaseSummary {
+            case_number: "441424104-20261127-0003".into(),
+            state: StateKind::Handling.to_wire(),
+            state_label: StateKind::Handling.to_string(),
+            holder: "441424".into(),
+            ..Default::default()
+        };
+        let text = where_it_stands(&summary);
+        assert!(
+            text.starts_with("办件 441424104-20261127-0003 现在是 handling (承办中)，持有 五华县 441424"),
+            "{text}"
+        );
+        assert!(text.contains("tongban case review 441424104-20261127-0003"), "{text}");
+        let rated = pb::CaseSummary {
+            state: StateKind::Rated.to_wire(),
+            ..summary
+        };
+        assert!(where_it_stands(&rated).contains("已不能再办理"));
+        // Every state a case can still move from offers a step.
+        for kind in StateKind::ALL {
+            assert_eq!(next_steps(*kind).is_empty(), kind.is_terminal(), "{kind}");
+        }
+    }
 }

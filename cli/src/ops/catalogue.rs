@@ -10,7 +10,7 @@ use tongban_proto::v1::{
 };
 
 use crate::client::Connection;
-use crate::display::{cell, short_hash};
+use crate::display::{cell, place, short_hash};
 
 #[derive(Subcommand, Debug)]
 pub enum CatalogueAction {
@@ -34,9 +34,9 @@ pub enum CatalogueAction {
         domain: String,
         #[arg(long, value_enum)]
         delegation: Option<Delegation>,
-        /// Only items this township may handle (at the county).
-        #[arg(long, default_value = "")]
-        township: String,
+        /// Only items this township may handle (at the county): its name (水寨镇) or code.
+        #[arg(long, value_parser = crate::words::township)]
+        township: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Page through everything.
@@ -149,7 +149,7 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                         Some(Delegation::NotDelegated) => pb::DelegationMode::NotDelegated as i32,
                     },
                     category: 0,
-                    township: township.clone(),
+                    township: township.clone().unwrap_or_default(),
                     page_size: if all { 500 } else { limit },
                     page_token: token.clone(),
                 };
@@ -223,7 +223,8 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                 if item.all_townships {
                     "全部乡镇".to_string()
                 } else {
-                    item.townships.join(", ")
+                    let names: Vec<String> = item.townships.iter().map(|t| place(t)).collect();
+                    names.join("、")
                 }
             );
             println!("村级代办    {}", if item.village_intake { "是" } else { "否" });

@@ -14,7 +14,6 @@
 //! - **Labels** (`label box|trip|document|sheet`): SVG files to print at 100 %; no node needed.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -32,7 +31,7 @@ use tonic::transport::Channel;
 
 use crate::client::Connection;
 use crate::courier::explain_failure;
-use crate::display::{cell, china_time, or_dash, read_csv};
+use crate::display::{cell, china_time, or_dash, place, read_csv};
 
 /// Responses (EPCIS exports, a case's documents) may be far larger than tonic's 4 MiB default.
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
@@ -78,11 +77,11 @@ pub enum CustodyCommand {
         /// Default: a new id, <origin>-<yyyymmdd>-<8 hex digits>. Never reuse one.
         #[arg(long)]
         trip: Option<String>,
-        /// The sending node's division code (default: the operator's node).
-        #[arg(long)]
+        /// The sending node: division code or name (default: the operator's node).
+        #[arg(long, value_parser = crate::words::place)]
         from: Option<String>,
-        /// The receiving node's division code.
-        #[arg(long)]
+        /// The receiving node: division code or name (五华县, 华城镇).
+        #[arg(long, value_parser = crate::words::place)]
         to: String,
         /// A document packed (repeat for each): the trip's manifest.
         #[arg(long = "doc", value_name = "DOC", required = true)]
@@ -250,8 +249,8 @@ pub enum AnomalyCommand {
         /// Only this kind, e.g. seal_broken, manifest_shortage, device_sequence_gap.
         #[arg(long)]
         kind: Option<String>,
-        /// Only this township (division code).
-        #[arg(long)]
+        /// Only this township: its name (水寨镇) or code.
+        #[arg(long, value_parser = crate::words::township)]
         township: Option<String>,
     },
     /// Explain an anomaly (operators at this node).
@@ -274,8 +273,14 @@ pub enum AnomalyCommand {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum AnomalyStateArg {
+    /// 待处理
+    #[value(alias = "待处理")]
     Open,
+    /// 已说明
+    #[value(alias = "已说明")]
     Explained,
+    /// 已关闭
+    #[value(alias = "已关闭")]
     Closed,
 }
 
@@ -902,7 +907,7 @@ fn print_whereabouts(object: &pb::ObjectWhereabouts) {
     }
     row("保管 custodian", or_dash(&l.custodian));
     row("待接收 pending", &l.pending_custodian);
-    row("地点 place", or_dash(&l.place));
+    row("地点 place", &place(&l.place));
     let since = format!(
         "{} ({})",
         china_time::minute(l.since_unix_ms),
@@ -947,10 +952,10 @@ fn link_line(link: &pb::CustodyLink) -> String {
         cell(step_label(link.step), 30),
         cell(&cbv, 30),
         cell(&link.principal, 30),
-        cell(or_dash(&link.place), 12),
+        cell(&place(&link.place), 24),
         or_dash(&link.custodian_after),
         link.scan_id,
-        or_dash(&link.recorded_at),
+        place(&link.recorded_at),
     )
 }
 
@@ -968,7 +973,7 @@ async fn box_history(conn: &Connection, box_id: String, trip_id: String) -> Resu
         println!(
             "  {} {} {} {} {} 清单 manifest",
             cell("行程 trip", 34),
-            cell("起止 from → to", 26),
+            cell("起止 from → to", 44),
             cell("封签 seal", 16),
             cell("状态 state", 12),
             cell("装箱 packed", 16),
@@ -978,7 +983,7 @@ async fn box_history(conn: &Connection, box_id: String, trip_id: String) -> Resu
         println!(
             "  {} {} {} {} {} {} document(s)",
             cell(&t.trip_id, 34),
-            cell(&format!("{} → {}", t.origin, t.destination), 26),
+            cell(&format!("{} → {}", place(&t.origin), place(&t.destination)), 44),
             cell(or_dash(&t.seal_number), 16),
             cell(or_dash(&t.state), 12),
             cell(&china_time::minute(t.packed_unix_ms), 16),
@@ -1022,7 +1027,7 @@ async fn anomalies(conn: &Connection, command: AnomalyCommand) -> Result<()> {
                 cell("检出 detected", 16),
                 cell("状态 state", 12),
                 cell("类型 kind", 28),
-                cell("乡镇 township", 13),
+                cell("乡镇 township", 20),
             );
             for a in &list {
                 println!(
@@ -1030,7 +1035,7 @@ async fn anomalies(conn: &Connection, command: AnomalyCommand) -> Result<()> {
                     cell(&china_time::minute(a.detected_unix_ms), 16),
                     cell(state_name(a.state), 12),
                     cell(&a.kind, 28),
-                    cell(or_dash(&a.township), 13),
+                    cell(&place(&a.township), 20),
                     a.anomaly_key
                 );
                 println!("    {}", a.detail);
@@ -1148,12 +1153,10 @@ async fn epcis_export(
             println!("wrote {} event(s) to {}", response.event_count, path.display());
         }
         _ => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(response.json_ld.as_bytes())?;
+            crate::out::bytes(response.json_ld.as_bytes());
             if !response.json_ld.ends_with('\n') {
-                stdout.write_all(b"\n")?;
+                crate::out::bytes(b"\n");
             }
-            stdout.flush()?;
             eprintln!("{} event(s)", response.event_count);
         }
     }
@@ -1266,9 +1269,7 @@ fn label(command: LabelCommand) -> Result<()> {
 fn write_svg(out: Option<PathBuf>, default_name: &str, svg: &str) -> Result<()> {
     let path = out.unwrap_or_else(|| PathBuf::from(default_name));
     if path.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(svg.as_bytes())?;
-        stdout.flush()?;
+        crate::out::bytes(svg.as_bytes());
         return Ok(());
     }
     fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;

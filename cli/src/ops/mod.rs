@@ -64,8 +64,8 @@ pub enum OperatorCommand {
     Oversight {
         #[command(flatten)]
         conn: Connection,
-        /// A township's division code; everything this node knows when omitted.
-        #[arg(long)]
+        /// A township's name (水寨镇) or division code; everything this node knows when omitted.
+        #[arg(long, value_parser = crate::words::township)]
         township: Option<String>,
     },
     /// Material boxes and paper files at a node: register, pack, seal, hand over, accept,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use tongban_proto::v1::{self as pb, node_client::NodeClient};
 
 use crate::client::Connection;
-use crate::display::short_hash;
+use crate::display::{cell, place, short_hash};
 
 fn ago(now_ms: i64, then_ms: i64) -> String {
     if then_ms <= 0 {
@@ -58,10 +58,12 @@ pub async fn status(conn: Connection, json: bool) -> Result<()> {
     let now = tongban_domains::hlc::wall_ms() as i64;
     println!(
         "node {} ({tier}), tongban {}, storage {}",
-        s.node_id, s.software_version, s.storage
+        place(&s.node_id),
+        s.software_version,
+        s.storage
     );
     if !s.parent_id.is_empty() {
-        println!("parent {}", s.parent_id);
+        println!("parent {}", place(&s.parent_id));
     }
     println!(
         "catalogue version {} (hash {}), {} events stored, {} alarms",
@@ -75,13 +77,19 @@ pub async fn status(conn: Connection, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
-        "peer", "role", "up", "behind", "oldest", "last sync", "checksum"
+        "{} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
+        cell("peer", 26),
+        "role",
+        "up",
+        "behind",
+        "oldest",
+        "last sync",
+        "checksum"
     );
     for l in &s.links {
         println!(
-            "{:<14} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
-            l.peer_id,
+            "{} {:<7} {:<5} {:>8} {:>10} {:>12} {:>10}",
+            cell(&place(&l.peer_id), 26),
             if l.role == pb::LinkRole::Parent as i32 {
                 "parent"
             } else {
@@ -127,9 +135,9 @@ pub async fn alarms(conn: Connection, limit: u32) -> Result<()> {
         println!(
             "#{} {kind} {}/{} from {} ({}): {}",
             a.id,
-            a.origin,
+            place(&a.origin),
             a.seq,
-            a.received_from,
+            place(&a.received_from),
             ago(now, a.raised_unix_ms),
             a.reason
         );

@@ -13,6 +13,7 @@ use tongban_proto::v1::{
 };
 
 use crate::client::Connection;
+use crate::display::{china_time, place};
 
 #[derive(Subcommand, Debug)]
 pub enum SealsAction {
@@ -28,8 +29,8 @@ pub enum SealsAction {
         /// Last date, YYYY-MM-DD (inclusive).
         #[arg(long)]
         to: Option<String>,
-        /// Only this township's cases.
-        #[arg(long)]
+        /// Only this township's cases: its name (水寨镇) or code.
+        #[arg(long, value_parser = crate::words::township)]
         township: Option<String>,
         /// Write the entries to this CSV file instead of printing them.
         #[arg(long)]
@@ -48,7 +49,8 @@ pub enum RatingAction {
     },
     /// Rectification items (open ones unless --all), of one township or all.
     Rectifications {
-        #[arg(long)]
+        /// Only this township's: its name (水寨镇) or code.
+        #[arg(long, value_parser = crate::words::township)]
         township: Option<String>,
         #[arg(long)]
         all: bool,
@@ -107,7 +109,7 @@ pub async fn seals(conn: Connection, action: SealsAction) -> Result<()> {
             e.impressions,
             e.approver,
             e.stamped_by,
-            e.at_node
+            place(&e.at_node)
         );
     }
     Ok(())
@@ -120,11 +122,17 @@ fn print_rectification(r: &pb::Rectification) {
     let state = if r.responded_ms == 0 {
         "open".to_owned()
     } else {
-        format!("answered by {}: {}", r.responder, r.response)
+        let at = i64::try_from(r.responded_ms).map_or_else(|_| "-".to_owned(), china_time::minute);
+        format!("answered {at} by {}: {}", r.responder, r.response)
     };
     println!(
-        "  {}  {}  {level}  item {}  handler {}  due {}  {state}",
-        r.id, r.case_number, r.item_code, r.handler, r.deadline
+        "  {}  {}  {level}  item {}  {}  handler {}  due {}  {state}",
+        r.id,
+        r.case_number,
+        r.item_code,
+        place(&r.township),
+        place(&r.handler),
+        r.deadline
     );
 }
 
@@ -189,7 +197,7 @@ pub async fn oversight(conn: Connection, township: Option<String>) -> Result<()>
         .await
         .map_err(|s| conn.explain(s))?
         .into_inner();
-    println!("oversight of {}", s.scope);
+    println!("oversight of {}", place(&s.scope));
     println!(
         "  received {}  accepted {}  concluded {}  overdue (red) {}  yellow {}  average {:.1} working days to conclusion",
         s.received, s.accepted, s.concluded, s.overdue, s.yellow, s.avg_working_days_to_conclusion
@@ -202,7 +210,10 @@ pub async fn oversight(conn: Connection, township: Option<String>) -> Result<()>
     for row in &s.rows {
         println!(
             "  {} / window {} / item {} / {}",
-            row.township, row.window, row.item_code, row.month
+            place(&row.township),
+            row.window,
+            row.item_code,
+            row.month
         );
         if let Some(m) = &row.metrics {
             print_metrics("      ", m);

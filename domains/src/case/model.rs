@@ -121,6 +121,14 @@ macro_rules! labelled_enum {
             pub const fn label_zh(self) -> &'static str {
                 match self { $($name::$variant => $zh,)+ }
             }
+
+            /// Reads what an operator types: the English name in any case, with `_`, `-` or a
+            /// space between words (`supplement-requested`), or the Chinese term (`补正中`).
+            pub fn parse_term(term: &str) -> Option<Self> {
+                let t = term.trim();
+                let english = t.to_ascii_lowercase().replace(['-', ' '], "_");
+                Self::ALL.iter().copied().find(|v| v.as_str() == english || v.label_zh() == t)
+            }
         }
 
         impl fmt::Display for $name {

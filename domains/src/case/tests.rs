@@ -1549,7 +1549,26 @@ fn refusals_read_well_and_map_to_grpc_codes() {
         serde_json::to_string(&RefusalCode::PermissionDenied).unwrap(),
         "\"PERMISSION_DENIED\""
     );
+    // Operators type states in either language.
+    for text in ["已受理", "accepted", "Accepted", " accepted "] {
+        assert_eq!(StateKind::parse_term(text), Some(StateKind::Accepted), "{text}");
+    }
+    for text in [
+        "补正中",
+        "supplement_requested",
+        "supplement-requested",
+        "supplement requested",
+    ] {
+        assert_eq!(
+            StateKind::parse_term(text),
+            Some(StateKind::SupplementRequested),
+            "{text}"
+        );
+    }
+    assert_eq!(StateKind::parse_term("受理"), None);
     for k in StateKind::ALL {
+        assert_eq!(StateKind::parse_term(k.label_zh()), Some(*k));
+        assert_eq!(StateKind::parse_term(k.as_str()), Some(*k));
         assert_eq!(
             k.is_paused(),
             matches!(

@@ -362,6 +362,27 @@ pub fn first_warning_day(
     Some(loud)
 }
 
+impl Warning {
+    /// How this clock stands, in the words a clerk reads ([`standing_zh`]).
+    pub fn standing_zh(&self, today: NaiveDate) -> String {
+        standing_zh(self.working_days_left, today > self.deadline)
+    }
+}
+
+/// How a clock stands, as a Chinese service hall says it: `剩余 3 个工作日` before the deadline,
+/// `今日到期` on the deadline day (still in time), `超期 8 个工作日` past it. `past_deadline`
+/// comes from the dates because the count alone cannot tell: on the weekend after a Friday
+/// deadline the case is already late but no working day has passed, which reads
+/// `已超期（不足 1 个工作日）`.
+pub fn standing_zh(working_days_left: i64, past_deadline: bool) -> String {
+    match (working_days_left, past_deadline) {
+        (left, _) if left < 0 => format!("超期 {} 个工作日", left.unsigned_abs()),
+        (_, true) => "已超期（不足 1 个工作日）".to_owned(),
+        (0, false) => "今日到期".to_owned(),
+        (left, false) => format!("剩余 {left} 个工作日"),
+    }
+}
+
 /// The highest level among `warnings` ([`WarningLevel::None`] for none).
 pub fn worst(warnings: &[Warning]) -> WarningLevel {
     warnings.iter().map(|w| w.level).max().unwrap_or_default()
@@ -422,6 +443,33 @@ mod tests {
     }
 
     use WarningLevel::{None as Fine, Red, Yellow};
+
+    #[test]
+    fn the_standing_reads_as_a_service_hall_says_it() {
+        assert_eq!(standing_zh(3, false), "剩余 3 个工作日");
+        assert_eq!(standing_zh(1, false), "剩余 1 个工作日");
+        assert_eq!(standing_zh(0, false), "今日到期");
+        assert_eq!(standing_zh(0, true), "已超期（不足 1 个工作日）");
+        assert_eq!(standing_zh(-1, true), "超期 1 个工作日");
+        assert_eq!(standing_zh(-8, true), "超期 8 个工作日");
+        // From the clock itself, on the 2026 calendar: p = 20 accepted Mon 03-02 is due Mon
+        // 03-30; Fri 04-10 is 8 working days past it (03-31 … 04-03, 04-07 … 04-10; 04-06 is
+        // the 清明 holiday Monday), and the weekend after a Friday deadline is late by none.
+        let case = accepted(d(2026, 3, 2), 20);
+        let standing = |today| {
+            let ws = evaluate(&case, today, &cal(), &WarningThresholds::default());
+            ws[0].standing_zh(today)
+        };
+        assert_eq!(standing(d(2026, 3, 24)), "剩余 4 个工作日");
+        assert_eq!(standing(d(2026, 3, 30)), "今日到期");
+        assert_eq!(standing(d(2026, 3, 31)), "超期 1 个工作日");
+        assert_eq!(standing(d(2026, 4, 10)), "超期 8 个工作日");
+        let friday = accepted(d(2026, 3, 13), 5);
+        let saturday = d(2026, 3, 21);
+        let ws = evaluate(&friday, saturday, &cal(), &WarningThresholds::default());
+        assert_eq!(ws[0].deadline, d(2026, 3, 20), "due on a Friday");
+        assert_eq!(ws[0].standing_zh(saturday), "已超期（不足 1 个工作日）");
+    }
 
     #[test]
     fn levels_are_ordered() {

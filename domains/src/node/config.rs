@@ -1,5 +1,5 @@
-//! Node configuration: a TOML file, overridden by `TONGBAN_*` environment variables, validated
-//! before anything starts so a bad configuration fails with one clear sentence.
+//! Node configuration: a TOML file, overridden by `TONGBAN_NODE_*` environment variables,
+//! validated before anything starts so a bad configuration fails with one clear sentence.
 //!
 //! ```toml
 //! node_id  = "441424100"                 # division code; must match the certificate
@@ -31,9 +31,11 @@
 //! [ratings]             # townships' and villages' run recording default ratings (好差评)
 //! default_scan_interval_secs = 3600
 //! ```
-//! Environment: `TONGBAN_NODE_ID`, `TONGBAN_LISTEN`, `TONGBAN_PARENT`, `TONGBAN_DATA_DIR`,
-//! `TONGBAN_DATABASE_URL`, `TONGBAN_TLS__CA`, `TONGBAN_LOG__FORMAT`, ... (`__` separates a section
-//! from its key).
+//! Environment: [`ENV_PREFIX`] and the key, `__` separating a section from its key:
+//! `TONGBAN_NODE_NODE_ID`, `TONGBAN_NODE_LISTEN`, `TONGBAN_NODE_PARENT`, `TONGBAN_NODE_DATA_DIR`,
+//! `TONGBAN_NODE_DATABASE_URL`, `TONGBAN_NODE_TLS__CA`, `TONGBAN_NODE_LOG__FORMAT`, …. The prefix
+//! is the node's own: the command line's variables (`TONGBAN_CLI_*`) and the simulation's
+//! (`TONGBAN_SIM_*`) share a machine with nodes, and any unknown key is an error here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,9 @@ use crate::store::StoreLocation;
 pub use tongban_engine::config::{LogConfig, LogFormat, SyncConfig};
 use tongban_engine::ids::{NodeId, Tier};
 use tongban_engine::tls::TlsFiles;
+
+/// The prefix of the environment variables a node reads as its settings.
+pub const ENV_PREFIX: &str = "TONGBAN_NODE_";
 
 /// Why a configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -133,14 +138,14 @@ impl Default for SupervisionConfig {
 }
 
 impl NodeConfig {
-    /// Reads `path`, applies `TONGBAN_*` overrides, and validates.
+    /// Reads `path`, applies `TONGBAN_NODE_*` overrides, and validates.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         if !path.exists() {
             return Err(ConfigError::Invalid(format!("file {} does not exist", path.display())));
         }
         let config: NodeConfig = Figment::new()
             .merge(Toml::file(path))
-            .merge(Env::prefixed("TONGBAN_").split("__"))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .extract()
             .map_err(|e| ConfigError::Load {
                 path: path.display().to_string(),

@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the node until SIGINT or SIGTERM.
     Serve {
-        /// The node's TOML configuration (environment variables TONGBAN_* override it).
+        /// The node's TOML configuration (environment variables TONGBAN_NODE_* override it).
         #[arg(long, short)]
         config: PathBuf,
         /// Write logs as JSON lines instead of human-readable text.
