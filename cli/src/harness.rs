@@ -11,14 +11,19 @@ use tongban_domains::config::NodeConfig;
 use tongban_domains::ids::NodeId;
 use tongban_testkit::wuhua;
 
-/// County, the 16 townships, and the first `villages_per_township` villages of each.
+/// County, the 16 townships, and the first `villages_per_township` service points of each:
+/// village points (`…201`, `…202`) before communities (`…001`), so the ids the README uses
+/// (`441424100201`) exist from the smallest tree up.
 pub fn wuhua_nodes(villages_per_township: usize) -> Result<Vec<NodeId>> {
     let mut nodes = vec![NodeId::new(wuhua::COUNTY_CODE)?];
     for township in wuhua::TOWNSHIPS.iter() {
         nodes.push(NodeId::new(township.code)?);
     }
     for township in wuhua::TOWNSHIPS.iter() {
-        for code in wuhua::village_codes(township).into_iter().take(villages_per_township) {
+        let (villages, communities): (Vec<String>, Vec<String>) = wuhua::village_codes(township)
+            .into_iter()
+            .partition(|code| code.get(9..).is_some_and(|n| n >= "200"));
+        for code in villages.into_iter().chain(communities).take(villages_per_township) {
             nodes.push(NodeId::new(code)?);
         }
     }
@@ -79,5 +84,19 @@ pub fn run_node_process(path: &Path) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_tree_has_the_village_points_the_readme_names() {
+        let nodes: Vec<String> = wuhua_nodes(2).unwrap().iter().map(|n| n.to_string()).collect();
+        assert!(nodes.contains(&"441424100201".to_owned()), "{nodes:?}");
+        assert!(nodes.contains(&"441424100202".to_owned()), "{nodes:?}");
+        assert_eq!(nodes.len(), 1 + 16 + 16 * 2);
     }
 }
