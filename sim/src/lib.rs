@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod county;
+pub mod custody;
 pub mod net;
 pub mod run;
 pub mod settle;
