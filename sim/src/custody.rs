@@ -217,12 +217,44 @@ impl Custody {
         };
         let courier_key = courier_key(township);
         let courier = self.desks.get(&courier_key).map(Desk::who).ok_or("no courier desk")?;
+        // A clerk at the township registers the papers of a case it holds now and then: they
+        // wait there for the box (the next trip out packs every document at its origin).
+        if !cases.is_empty() && rng.random_bool(0.5) {
+            let case = &cases[rng.random_range(0..cases.len())];
+            let doc = format!(
+                "doc-{township}-{}",
+                self.runs.get(township).map(|r| r.documents.len() + 1).unwrap_or(1)
+            );
+            let at = self.next_time(now_ms);
+            let desk = desk_key(township);
+            self.desk(&desk)?.scan(pb::Scan {
+                step: pb::CustodyStep::RegisterDocument as i32,
+                scanned_unix_ms: at,
+                place: township.to_string(),
+                document: Some(pb::DocumentInfo::from(&DocumentInfo {
+                    document_id: doc.clone(),
+                    case_id: case.to_string(),
+                    kind: Some(DocumentKind::Original),
+                    pages: 2,
+                    title: "申请表原件".into(),
+                })),
+                ..Default::default()
+            })?;
+            if let Some(run) = self.runs.get_mut(township) {
+                run.documents.insert(doc.clone(), township.clone());
+            }
+            uploads.push(Upload {
+                desk: desk.clone(),
+                now: vec![township.clone()],
+                echo: None,
+                what: format!("clerk at {township} registers {doc}"),
+            });
+        }
         match stage {
             Stage::Pack => {
                 let origin_desk = desk_key(&origin);
                 let mut what = Vec::new();
-                // The box is registered once, at its township; a document for a case the
-                // township holds now and then, while the box is home.
+                // The box is registered once, at its township.
                 if let Some(run) = self.runs.get(township)
                     && !run.registered
                 {
@@ -236,31 +268,6 @@ impl Custody {
                         ..Default::default()
                     })?;
                     what.push(format!("registers {box_id}"));
-                }
-                if origin == *township && !cases.is_empty() && rng.random_bool(0.8) {
-                    let case = &cases[rng.random_range(0..cases.len())];
-                    let doc = format!(
-                        "doc-{township}-{}",
-                        self.runs.get(township).map(|r| r.documents.len() + 1).unwrap_or(1)
-                    );
-                    let at = self.next_time(now_ms);
-                    self.desk(&origin_desk)?.scan(pb::Scan {
-                        step: pb::CustodyStep::RegisterDocument as i32,
-                        scanned_unix_ms: at,
-                        place: township.to_string(),
-                        document: Some(pb::DocumentInfo::from(&DocumentInfo {
-                            document_id: doc.clone(),
-                            case_id: case.to_string(),
-                            kind: Some(DocumentKind::Original),
-                            pages: 2,
-                            title: "申请表原件".into(),
-                        })),
-                        ..Default::default()
-                    })?;
-                    if let Some(run) = self.runs.get_mut(township) {
-                        run.documents.insert(doc.clone(), township.clone());
-                    }
-                    what.push(format!("registers {doc}"));
                 }
                 let manifest: Vec<String> = self
                     .runs

@@ -613,7 +613,7 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Moves a township's box one stage on its trip and uploads what was scanned.
+    /// Moves a township's box on its trip and uploads what was scanned.
     fn move_box(&mut self, t: &NodeId) -> Result<(), String> {
         let county = self.tree.county().clone();
         let cut = self.down.contains(t)
@@ -624,9 +624,13 @@ impl<'a> Driver<'a> {
             });
         let now = tongban_domains::calendar::Clock::now_ms(&*self.clock);
         let cases = self.cases_of.get(t).cloned().unwrap_or_default();
-        let uploads = self.custody.step(t, &mut self.rng, now, &cases, cut)?;
-        for upload in uploads {
-            self.upload(upload)?;
+        // One or two stages at a time, so a run of a few rounds sees boxes come back with the
+        // documents registered meanwhile.
+        for _ in 0..self.rng.random_range(1..=2) {
+            let uploads = self.custody.step(t, &mut self.rng, now, &cases, cut)?;
+            for upload in uploads {
+                self.upload(upload)?;
+            }
         }
         Ok(())
     }
