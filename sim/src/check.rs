@@ -157,10 +157,11 @@ pub async fn read_state(store: Arc<Store>, tree: Vec<NodeId>, objects: Vec<Strin
         in_force.published_seq,
         in_force.calendar.to_json().map_err(|e| e.to_string())?
     );
-    // The list first, then the recomputation on what the list says it counted on (the same
-    // clock, the same calendar), so a calendar folded in between shows as a mismatch only until
-    // the tree settles.
+    // The list first, then the recomputation on the node's own clock and the calendar in force
+    // (not on what the list says it used: a list counting on the wrong day must show). A
+    // calendar folded in between shows as a mismatch only until the tree settles.
     let listed = store.warnings(&WarningFilter::default()).await.map_err(e)?;
+    let today = store.today();
     for w in &listed.warnings {
         let as_warning = warnings::Warning {
             rule: w.rule,
@@ -172,11 +173,16 @@ pub async fn read_state(store: Arc<Store>, tree: Vec<NodeId>, objects: Vec<Strin
     }
     let thresholds = store.warning_thresholds();
     for case in &page.cases {
-        for w in warnings::evaluate(&case.case_clock(), listed.today, &in_force.calendar, &thresholds) {
+        for w in warnings::evaluate(&case.case_clock(), today, &in_force.calendar, &thresholds) {
             if w.level >= WarningLevel::Yellow {
                 state.recomputed.insert(warning_line(&case.number.to_string(), &w));
             }
         }
+    }
+    if listed.today != today {
+        state
+            .recomputed
+            .insert(format!("(listed as of {}, today is {today})", listed.today));
     }
     if listed.calendar_version != in_force.calendar.version() {
         state.recomputed.insert(format!(

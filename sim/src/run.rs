@@ -76,6 +76,10 @@ pub struct Outcome {
     pub faults: usize,
     /// Events found where they are routed, summed over the nodes, at the final check.
     pub events_checked: usize,
+    /// Warnings listed and recomputed, summed over the nodes, at the final check.
+    pub warnings_checked: usize,
+    /// Where-is answers compared between a township and the county at the final check.
+    pub where_is_checked: usize,
     /// Invariants broken (empty when the run is sound).
     pub violations: Vec<String>,
 }
@@ -93,8 +97,8 @@ impl Outcome {
     /// The seed, the trace and what broke: what a failing test prints.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "seed {} ({} faults, {} events checked)\n",
-            self.seed, self.faults, self.events_checked
+            "seed {} ({} faults, {} events, {} warnings and {} where-is answers checked)\n",
+            self.seed, self.faults, self.events_checked, self.warnings_checked, self.where_is_checked
         );
         for (at, line) in &self.trace {
             out.push_str(&format!("  {:>9.2}s {line}\n", at.as_secs_f64()));
@@ -121,12 +125,16 @@ pub fn run_seed(seed: u64, options: &Options) -> Outcome {
         final_hash: String::new(),
         faults: 0,
         events_checked: 0,
+        warnings_checked: 0,
+        where_is_checked: 0,
         violations: Vec::new(),
     };
     match Driver::new(seed, options).and_then(|mut driver| {
         let result = driver.run(options);
         outcome.trace = std::mem::take(&mut driver.trace);
         outcome.faults = driver.faults;
+        outcome.warnings_checked = driver.warnings_checked;
+        outcome.where_is_checked = driver.where_is_checked;
         result
     }) {
         Ok((hash, events, violations)) => {
@@ -171,6 +179,8 @@ struct Driver<'a> {
     /// Uploads of scans a node already held that it did not take as duplicates.
     not_idempotent: Vec<String>,
     recorder_must_agree: bool,
+    warnings_checked: usize,
+    where_is_checked: usize,
     _dir: tempfile::TempDir,
 }
 
@@ -223,6 +233,8 @@ impl<'a> Driver<'a> {
             calendar_version: 0,
             not_idempotent: Vec::new(),
             recorder_must_agree: options.recorder_must_agree,
+            warnings_checked: 0,
+            where_is_checked: 0,
             _dir: dir,
         })
     }
@@ -295,6 +307,9 @@ impl<'a> Driver<'a> {
         self.converge()?;
         for round in 1..=options.rounds {
             self.note(format!("round {round}"));
+            // Every round starts on a later day, so cases age into yellow and red warnings
+            // within a run and deadlines cross the calendars the county publishes.
+            self.move_clock();
             self.inject()?;
             let work = self.rng.random_range(3..8);
             for _ in 0..work {
@@ -314,6 +329,12 @@ impl<'a> Driver<'a> {
         let mut broken = check::check_with(&self.tree.nodes, &states, &digests, self.recorder_must_agree);
         broken.append(&mut self.not_idempotent);
         let events = states.values().map(|s| s.present.len()).sum();
+        self.warnings_checked = states.values().map(|s| s.warnings.len()).sum();
+        self.where_is_checked = states
+            .iter()
+            .filter(|(id, _)| id.tier() == Tier::Township)
+            .map(|(_, s)| s.where_is.len())
+            .sum();
         Ok((check::final_hash(&states), events, broken))
     }
 
