@@ -4,11 +4,13 @@
 //! until a node has taken it.
 //!
 //! This module only makes scans and says where they are uploaded; the driver ([`crate::run`])
-//! uploads them through the node's `record_scans`. A trip moves one stage at a time:
+//! uploads them through the node's `record_scans`. Now and then a township clerk registers the
+//! papers of a case the township holds; they wait there for the box. A trip moves a stage at a
+//! time:
 //!
 //! | stage | scans | by | uploaded to |
 //! | --- | --- | --- | --- |
-//! | pack | (register box, documents,) pack, seal | origin clerk | origin |
+//! | pack | (register the box, first time,) pack every document at the origin, seal | origin clerk | origin |
 //! | hand over | release to courier, courier accept | origin clerk, courier | origin, courier's pick |
 //! | road | en route, release at destination | courier | courier's pick |
 //! | arrive | destination accept, unpack | destination clerk | destination |
