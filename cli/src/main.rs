@@ -1,7 +1,7 @@
 //! `tongban`: the Tongban command line. Operators talk to any node over mTLS with an operator
 //! certificate (`catalogue`, `case`, `custody`, `status`, …, see [`ops`]); a courier's handheld
 //! queues scans and uploads them (`courier`); `pki init` makes development certificates; `demo`
-//! runs the local demonstration tree and `bench` the benchmark. This file only parses the
+//! runs the local demonstration tree, `bench` the benchmark and `sim` the simulation's seeds. This file only parses the
 //! command line, starts the runtime and hands each command to its program.
 
 // Every module's `println!` is this one (textual scope: declared before the modules),
@@ -23,6 +23,7 @@ mod display;
 mod harness;
 mod ops;
 mod out;
+mod sim;
 #[cfg(test)]
 mod stand_in;
 mod words;
@@ -61,6 +62,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure replication throughput, catch-up, propagation, wire size and memory.
     Bench(bench::BenchArgs),
+    /// Run the county on simulated time for a range of seeds and check every invariant.
+    Sim(sim::SimArgs),
     /// Run a node daemon of any tier in this process (`tongban node serve --config FILE`).
     #[command(hide = true)]
     Node {
@@ -78,6 +81,8 @@ fn main() -> ExitCode {
         Command::Courier { command } => run_async(courier::run(command)),
         Command::Demo(args) => run_async(demo::run(args)),
         Command::Bench(args) => run_async(bench::run(args)),
+        // No runtime here: the simulation runs its own and must be the process's only work.
+        Command::Sim(args) => sim::run(args),
     }
 }
 

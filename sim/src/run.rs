@@ -16,12 +16,14 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
-use tongban_domains::calendar::ManualClock;
+use tongban_domains::calendar::{ManualClock, WorkingCalendar};
 use tongban_domains::case::projection::CaseFilter;
 use tongban_domains::case::{ApplicantKind, ApplicantSummary, CaseAction, CaseId, ItemTerms, StateKind};
 use tongban_domains::catalogue::{
     Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, SealType, WindowType,
 };
+use tongban_domains::custody::model::Scan;
+use tongban_domains::custody::projection::ScanResult;
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::log::LinkRole;
 use tongban_domains::pki::Principal;
@@ -29,6 +31,7 @@ use tongban_domains::store::Store;
 
 use crate::check::{self, LinkDigests, NodeState};
 use crate::county::{self, Desks, Shared, SharedRef, Tree, host};
+use crate::custody::{Custody, Upload};
 
 /// One simulation step: messages are delivered and hosts run in steps of this much time.
 const TICK: Duration = Duration::from_millis(10);
@@ -46,6 +49,9 @@ pub struct Options {
     pub townships: usize,
     pub villages: usize,
     pub rounds: usize,
+    /// Where-is must agree on the node that recorded each scan too (see
+    /// [`check::check_with`]); off until copies recorded at two nodes agree.
+    pub recorder_must_agree: bool,
 }
 
 impl Default for Options {
@@ -54,6 +60,7 @@ impl Default for Options {
             townships: 2,
             villages: 2,
             rounds: 4,
+            recorder_must_agree: false,
         }
     }
 }
@@ -69,6 +76,10 @@ pub struct Outcome {
     pub faults: usize,
     /// Events found where they are routed, summed over the nodes, at the final check.
     pub events_checked: usize,
+    /// Warnings listed and recomputed, summed over the nodes, at the final check.
+    pub warnings_checked: usize,
+    /// Where-is answers compared between a township and the county at the final check.
+    pub where_is_checked: usize,
     /// Invariants broken (empty when the run is sound).
     pub violations: Vec<String>,
 }
@@ -86,8 +97,8 @@ impl Outcome {
     /// The seed, the trace and what broke: what a failing test prints.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "seed {} ({} faults, {} events checked)\n",
-            self.seed, self.faults, self.events_checked
+            "seed {} ({} faults, {} events, {} warnings and {} where-is answers checked)\n",
+            self.seed, self.faults, self.events_checked, self.warnings_checked, self.where_is_checked
         );
         for (at, line) in &self.trace {
             out.push_str(&format!("  {:>9.2}s {line}\n", at.as_secs_f64()));
@@ -114,12 +125,16 @@ pub fn run_seed(seed: u64, options: &Options) -> Outcome {
         final_hash: String::new(),
         faults: 0,
         events_checked: 0,
+        warnings_checked: 0,
+        where_is_checked: 0,
         violations: Vec::new(),
     };
     match Driver::new(seed, options).and_then(|mut driver| {
         let result = driver.run(options);
         outcome.trace = std::mem::take(&mut driver.trace);
         outcome.faults = driver.faults;
+        outcome.warnings_checked = driver.warnings_checked;
+        outcome.where_is_checked = driver.where_is_checked;
         result
     }) {
         Ok((hash, events, violations)) => {
@@ -155,6 +170,17 @@ struct Driver<'a> {
     catalogue_version: u64,
     /// Cases each township held at the last agreement, oldest first.
     held: BTreeMap<NodeId, Vec<CaseId>>,
+    /// The same, kept whole: documents are registered for them.
+    cases_of: BTreeMap<NodeId, Vec<CaseId>>,
+    custody: Custody,
+    /// Scans to upload again once the tree agrees: (node, desk, scans).
+    echoes: Vec<(NodeId, String, Vec<Scan>)>,
+    calendar_version: u64,
+    /// Uploads of scans a node already held that it did not take as duplicates.
+    not_idempotent: Vec<String>,
+    recorder_must_agree: bool,
+    warnings_checked: usize,
+    where_is_checked: usize,
     _dir: tempfile::TempDir,
 }
 
@@ -188,6 +214,7 @@ impl<'a> Driver<'a> {
             let (id, s) = (id.clone(), host_shared.clone());
             sim.host(host(&id), move || county::run_node(id.clone(), tls.clone(), s.clone()));
         }
+        let custody = Custody::new(tree.county(), &tree.of_tier(Tier::Township))?;
         Ok(Driver {
             sim,
             tree,
@@ -200,6 +227,14 @@ impl<'a> Driver<'a> {
             down: BTreeSet::new(),
             catalogue_version: 0,
             held: BTreeMap::new(),
+            cases_of: BTreeMap::new(),
+            custody,
+            echoes: Vec::new(),
+            calendar_version: 0,
+            not_idempotent: Vec::new(),
+            recorder_must_agree: options.recorder_must_agree,
+            warnings_checked: 0,
+            where_is_checked: 0,
             _dir: dir,
         })
     }
@@ -272,6 +307,9 @@ impl<'a> Driver<'a> {
         self.converge()?;
         for round in 1..=options.rounds {
             self.note(format!("round {round}"));
+            // Every round starts on a later day, so cases age into yellow and red warnings
+            // within a run and deadlines cross the calendars the county publishes.
+            self.move_clock();
             self.inject()?;
             let work = self.rng.random_range(3..8);
             for _ in 0..work {
@@ -280,6 +318,7 @@ impl<'a> Driver<'a> {
                 self.steps(pause)?;
             }
             self.heal()?;
+            self.upload_pending()?;
             if let Some(broken) = self.converge()? {
                 return Ok((String::new(), 0, broken));
             }
@@ -287,8 +326,15 @@ impl<'a> Driver<'a> {
         }
         self.note("final check".into());
         let (states, digests) = self.read_all()?;
-        let broken = check::check(&self.tree.nodes, &states, &digests);
+        let mut broken = check::check_with(&self.tree.nodes, &states, &digests, self.recorder_must_agree);
+        broken.append(&mut self.not_idempotent);
         let events = states.values().map(|s| s.present.len()).sum();
+        self.warnings_checked = states.values().map(|s| s.warnings.len()).sum();
+        self.where_is_checked = states
+            .iter()
+            .filter(|(id, _)| id.tier() == Tier::Township)
+            .map(|(_, s)| s.where_is.len())
+            .sum();
         Ok((check::final_hash(&states), events, broken))
     }
 
@@ -407,7 +453,7 @@ impl<'a> Driver<'a> {
     // --- work ---------------------------------------------------------------------------
 
     fn work(&mut self) -> Result<(), String> {
-        match self.rng.random_range(0..10) {
+        match self.rng.random_range(0..16) {
             0..=3 => {
                 let villages = self.tree.of_tier(Tier::Village);
                 let v = villages[self.rng.random_range(0..villages.len())].clone();
@@ -423,7 +469,13 @@ impl<'a> Driver<'a> {
                 let t = townships[self.rng.random_range(0..townships.len())].clone();
                 self.township_advances(&t)
             }
-            _ => self.publish(),
+            9 => self.publish(),
+            10 => self.publish_calendar(),
+            _ => {
+                let townships = self.tree.of_tier(Tier::Township);
+                let t = townships[self.rng.random_range(0..townships.len())].clone();
+                self.move_box(&t)
+            }
         }
     }
 
@@ -524,6 +576,184 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
+    /// A working-day calendar from the county: one to three weekdays of the coming weeks made
+    /// holidays and, now and then, a Saturday made a working day, so deadlines and warnings move.
+    fn publish_calendar(&mut self) -> Result<(), String> {
+        let next = self.calendar_version + 1;
+        let today = tongban_domains::calendar::Clock::today(&*self.clock);
+        let mut holidays = BTreeSet::new();
+        for _ in 0..self.rng.random_range(1..=3) {
+            let day = today + chrono::Days::new(self.rng.random_range(0..21));
+            if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+                holidays.insert(day);
+            }
+        }
+        let mut adjusted = BTreeSet::new();
+        if self.rng.random_bool(0.5) {
+            let mut day = today + chrono::Days::new(self.rng.random_range(0..14));
+            while day.weekday() != Weekday::Sat {
+                day = day.succ_opt().unwrap_or(day);
+            }
+            adjusted.insert(day);
+        }
+        let years: Vec<i32> = holidays.iter().chain(&adjusted).map(|d| d.year()).collect();
+        let first = years.iter().copied().min().unwrap_or(today.year());
+        let last = years.iter().copied().max().unwrap_or(today.year());
+        let calendar = WorkingCalendar::new(
+            format!("五华县工作日 v{next}"),
+            format!("sim.{next}"),
+            first,
+            last,
+            holidays.iter().copied(),
+            adjusted.iter().copied(),
+        )
+        .map_err(|e| format!("a simulated calendar does not validate: {e}"))?;
+        let listed = format!(
+            "holidays {:?}, working {:?}",
+            holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            adjusted.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+        );
+        let county = self.tree.county().clone();
+        let admin = Principal::Operator {
+            place: county.clone(),
+            name: "admin".into(),
+        };
+        let answer = self.ask(&county, move |store| {
+            Box::pin(async move {
+                store
+                    .publish_calendar(&calendar, &admin)
+                    .await
+                    .map(|c| c.calendar.version().to_owned())
+                    .map_err(|e| e.to_string())
+            })
+        })?;
+        if matches!(answer, Some(Ok(_))) {
+            self.calendar_version = next;
+        }
+        self.note(format!("county publishes a calendar ({listed}): {}", said(answer)));
+        Ok(())
+    }
+
+    /// Moves a township's box on its trip and uploads what was scanned.
+    fn move_box(&mut self, t: &NodeId) -> Result<(), String> {
+        let county = self.tree.county().clone();
+        let cut = self.down.contains(t)
+            || self.down.contains(&county)
+            || self.active.iter().any(|f| match f {
+                Fault::Partition(a, b) | Fault::Hold(a, b) => (a == t && *b == county) || (*a == county && b == t),
+                _ => false,
+            });
+        let now = tongban_domains::calendar::Clock::now_ms(&*self.clock);
+        let cases = self.cases_of.get(t).cloned().unwrap_or_default();
+        // One or two stages at a time, so a run of a few rounds sees boxes come back with the
+        // documents registered meanwhile.
+        for _ in 0..self.rng.random_range(1..=2) {
+            let uploads = self.custody.step(t, &mut self.rng, now, &cases, cut)?;
+            for upload in uploads {
+                self.upload(upload)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads everything `upload.desk` holds to each of `upload.now`; the device forgets the
+    /// scans once a node has taken them.
+    fn upload(&mut self, upload: Upload) -> Result<(), String> {
+        let Some(desk) = self.custody.desks.get(&upload.desk) else {
+            return Err(format!("no desk {}", upload.desk));
+        };
+        let who = desk.who();
+        let scans = desk.outbox.clone();
+        let mut taken = false;
+        let mut said_by = Vec::new();
+        for node in &upload.now {
+            let (batch, uploader) = (scans.clone(), who.clone());
+            let answer = self.ask(node, move |store| {
+                Box::pin(async move {
+                    store
+                        .record_scans(batch, &uploader)
+                        .await
+                        .map(|outcomes| {
+                            // Only what a replay repeats: how many went in and which were
+                            // refused (recorded or duplicate depends on replication's timing).
+                            let refused: Vec<String> = outcomes
+                                .iter()
+                                .filter_map(|(id, r)| match r {
+                                    ScanResult::Refused(why) => Some(format!("{id}: {why}")),
+                                    _ => None,
+                                })
+                                .collect();
+                            if refused.is_empty() {
+                                format!("{} scans taken", outcomes.len())
+                            } else {
+                                format!("{} scans, refused {refused:?}", outcomes.len())
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                })
+            })?;
+            taken |= matches!(answer, Some(Ok(_)));
+            said_by.push(format!("at {node} {}", said(answer)));
+        }
+        if taken && let Some(desk) = self.custody.desks.get_mut(&upload.desk) {
+            desk.outbox.drain(..scans.len());
+        }
+        if let Some(node) = upload.echo {
+            self.echoes.push((node, upload.desk.clone(), scans));
+        }
+        self.note(format!("{}: {}", upload.what, said_by.join("; ")));
+        Ok(())
+    }
+
+    /// After links heal, every device uploads what it still holds to its home node.
+    fn upload_pending(&mut self) -> Result<(), String> {
+        for (desk, home) in self.custody.pending() {
+            self.upload(Upload {
+                desk: desk.clone(),
+                now: vec![home],
+                echo: None,
+                what: format!("{desk} uploads what it kept"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Scans uploaded at one node uploaded again at another once the tree agrees: the second
+    /// node holds them by then, so every one must come back a duplicate and author nothing.
+    fn echo(&mut self) -> Result<(), String> {
+        for (node, desk, scans) in std::mem::take(&mut self.echoes) {
+            let Some(who) = self.custody.desks.get(&desk).map(|d| d.who()) else {
+                continue;
+            };
+            let answer = self.ask(&node, move |store| {
+                Box::pin(async move {
+                    store
+                        .record_scans(scans, &who)
+                        .await
+                        .map(|outcomes| {
+                            let duplicates = outcomes.iter().filter(|(_, r)| *r == ScanResult::Duplicate).count();
+                            (duplicates, outcomes.len())
+                        })
+                        .map_err(|e| e.to_string())
+                })
+            })?;
+            if let Some(Ok((duplicates, total))) = answer
+                && duplicates != total
+            {
+                self.not_idempotent.push(format!(
+                    "{node}: {} of {total} scans {desk} uploaded again once the tree agreed were taken as new",
+                    total - duplicates
+                ));
+            }
+            let answer = answer.map(|r| r.map(|(d, t)| format!("{d} of {t} already there")));
+            self.note(format!(
+                "{desk} uploads the same scans again at {node}: {}",
+                said(answer)
+            ));
+        }
+        Ok(())
+    }
+
     /// Work that needs the tree to agree first: the county's supervision scan and the
     /// townships' default ratings, then a fresh list of the cases each township holds.
     fn agreed_work(&mut self) -> Result<(), String> {
@@ -569,9 +799,10 @@ impl<'a> Driver<'a> {
                     })
                 })?
                 .unwrap_or_default();
+            self.cases_of.insert(t.clone(), held.clone());
             self.held.insert(t, held);
         }
-        Ok(())
+        self.echo()
     }
 
     // --- agreement and reading --------------------------------------------------------
@@ -582,7 +813,7 @@ impl<'a> Driver<'a> {
         loop {
             self.steps(200)?;
             let (states, digests) = self.read_all()?;
-            let broken = check::check(&self.tree.nodes, &states, &digests);
+            let broken = check::check_with(&self.tree.nodes, &states, &digests, self.recorder_must_agree);
             if broken.is_empty() {
                 self.note("the tree agrees".into());
                 return Ok(None);
@@ -600,8 +831,20 @@ impl<'a> Driver<'a> {
         let mut states = BTreeMap::new();
         for id in &tree {
             let all = tree.clone();
+            // Where-is is compared between the county and each township on the township's
+            // boxes and documents: the county is asked about all of them.
+            let objects: Vec<String> = match id.tier() {
+                Tier::County => self
+                    .tree
+                    .of_tier(Tier::Township)
+                    .iter()
+                    .flat_map(|t| self.custody.objects(t))
+                    .collect(),
+                Tier::Township => self.custody.objects(id),
+                Tier::Village => Vec::new(),
+            };
             let state = self
-                .ask(id, move |store| Box::pin(check::read_state(store, all)))?
+                .ask(id, move |store| Box::pin(check::read_state(store, all, objects)))?
                 .ok_or_else(|| format!("{id} is down at a check"))??;
             states.insert(id.clone(), state);
         }

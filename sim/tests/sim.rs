@@ -10,8 +10,9 @@ use tongban_domains::ids::NodeId;
 use tongban_sim::check::{self, NodeState, OwnEvent};
 use tongban_sim::{Options, run_seed};
 
-/// Seeds every `cargo test` runs: about ten seconds each on CI's machine.
-const QUICK_SEEDS: std::ops::RangeInclusive<u64> = 1..=8;
+/// Seeds every `cargo test` runs: about fifteen seconds each in a debug build on two cores, so
+/// the set and the twice-run check stay within two minutes.
+const QUICK_SEEDS: std::ops::RangeInclusive<u64> = 1..=5;
 
 #[test]
 fn quick_set_of_seeds_keeps_every_invariant() {
@@ -73,17 +74,20 @@ fn long_run() {
         .unwrap_or(1000);
     let started = Instant::now();
     let (mut faults, mut events, mut failed) = (0, 0, Vec::new());
+    let (mut warnings, mut where_is) = (0, 0);
     for seed in first..first + count {
         let outcome = run_seed(seed, &Options::default());
         faults += outcome.faults;
         events += outcome.events_checked;
+        warnings += outcome.warnings_checked;
+        where_is += outcome.where_is_checked;
         if !outcome.ok() {
             eprintln!("{}", outcome.report());
             failed.push(seed);
         }
     }
     println!(
-        "long run: {count} seeds from {first}, {faults} faults injected, {events} events checked, {} failed {failed:?}, in {:.0?}",
+        "long run: {count} seeds from {first}, {faults} faults injected, {events} events, {warnings} warnings and {where_is} where-is answers checked, {} failed {failed:?}, in {:.0?}",
         failed.len(),
         started.elapsed()
     );
@@ -137,4 +141,146 @@ fn the_check_passes_a_sound_tree_and_finds_an_event_skipped_on_the_way() {
             .any(|b| b.contains("441424: missing event 441424100201#1")),
         "{broken:?}"
     );
+}
+
+/// A county and one township that agree on everything the custody, calendar and warning checks
+/// read: one box, one anomaly, one warning.
+fn agreeing_pair() -> (Vec<NodeId>, BTreeMap<NodeId, NodeState>) {
+    let (county, township) = (id("441424"), id("441424100"));
+    let tree = vec![county.clone(), township.clone()];
+    let mut states = BTreeMap::new();
+    for node in &tree {
+        let mut s = NodeState {
+            calendar: "published by county event Some(3): {…}".into(),
+            ..NodeState::default()
+        };
+        s.where_is.insert(
+            "box-441424100".into(),
+            r#"Whereabouts { place: "441424", recorded_at: "441424100" }"#.into(),
+        );
+        s.anomalies.insert(
+            township.to_string(),
+            BTreeSet::from([r#"Anomaly { key: "misroute/trip/t1", kind: Misroute }"#.to_owned()]),
+        );
+        let warning = "441424100-20261123-0001 Acceptance Yellow 1 left, deadline 2026-11-30".to_owned();
+        s.warnings.insert(warning.clone());
+        s.recomputed.insert(warning);
+        states.insert(node.clone(), s);
+    }
+    (tree, states)
+}
+
+fn broken_after(change: impl FnOnce(&mut BTreeMap<NodeId, NodeState>)) -> Vec<String> {
+    let (tree, mut states) = agreeing_pair();
+    change(&mut states);
+    check::check(&tree, &states, &Default::default())
+}
+
+#[test]
+fn the_check_passes_a_county_and_township_that_agree_on_custody_calendar_and_warnings() {
+    assert_eq!(broken_after(|_| {}), Vec::<String>::new());
+}
+
+#[test]
+fn the_check_finds_a_node_on_another_calendar() {
+    let broken = broken_after(|s| s.get_mut(&id("441424100")).unwrap().calendar = "built in".into());
+    assert!(
+        broken
+            .iter()
+            .any(|b| b.starts_with("441424100: counts on calendar built in")),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn the_check_finds_where_is_disagreeing_between_county_and_township() {
+    let broken = broken_after(|s| {
+        s.get_mut(&id("441424")).unwrap().where_is.insert(
+            "box-441424100".into(),
+            r#"Whereabouts { place: "441424100", recorded_at: "441424100" }"#.into(),
+        );
+    });
+    assert!(
+        broken.iter().any(|b| b.contains("where-is box-441424100 says")),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn where_is_may_name_another_recorder_unless_the_recorder_must_agree() {
+    let (tree, mut states) = agreeing_pair();
+    states.get_mut(&id("441424")).unwrap().where_is.insert(
+        "box-441424100".into(),
+        r#"Whereabouts { place: "441424", recorded_at: "441424" }"#.into(),
+    );
+    assert_eq!(check::check(&tree, &states, &Default::default()), Vec::<String>::new());
+    let strict = check::check_with(&tree, &states, &Default::default(), true);
+    assert!(
+        strict.iter().any(|b| b.contains("where-is box-441424100 says")),
+        "{strict:?}"
+    );
+}
+
+#[test]
+fn the_check_finds_anomalies_disagreeing_but_leaves_device_gaps_to_the_county() {
+    let broken = broken_after(|s| {
+        s.get_mut(&id("441424100"))
+            .unwrap()
+            .anomalies
+            .get_mut("441424100")
+            .unwrap()
+            .insert(r#"Anomaly { key: "seal_broken/trip/t1", kind: SealBroken }"#.into());
+    });
+    assert!(
+        broken
+            .iter()
+            .any(|b| b.starts_with("441424100: lists anomaly") && b.contains("seal_broken")),
+        "{broken:?}"
+    );
+    let gap_at_county = broken_after(|s| {
+        s.get_mut(&id("441424"))
+            .unwrap()
+            .anomalies
+            .get_mut("441424100")
+            .unwrap()
+            .insert(r#"Anomaly { key: "device_sequence_gap/pda/3", kind: DeviceSequenceGap }"#.into());
+    });
+    assert_eq!(gap_at_county, Vec::<String>::new());
+}
+
+#[test]
+fn the_check_finds_a_warning_list_that_differs_from_its_recomputation() {
+    let broken = broken_after(|s| {
+        let township = s.get_mut(&id("441424100")).unwrap();
+        township.warnings.clear();
+        township
+            .warnings
+            .insert("441424100-20261123-0001 Acceptance Red -1 left, deadline 2026-11-30".into());
+    });
+    assert!(
+        broken
+            .iter()
+            .any(|b| b.contains("441424100: warns") && b.contains("Red")),
+        "{broken:?}"
+    );
+    assert!(
+        broken
+            .iter()
+            .any(|b| b.contains("441424100: does not warn") && b.contains("Yellow")),
+        "{broken:?}"
+    );
+}
+
+/// Seed 6 uploads a courier's scans at a township and at the county while the link between
+/// them is cut: both record the scans, and each keeps the copy it recorded itself, so their
+/// custody chains name different recorders once the link heals.
+#[test]
+#[ignore = "known divergence in custody: a scan recorded at two nodes keeps each node's own recorded_at (first copy wins per node), so where-is chains differ between the township and the county"]
+fn seed_6_a_scan_recorded_at_two_nodes_names_one_recorder_everywhere() {
+    let options = Options {
+        recorder_must_agree: true,
+        ..Options::default()
+    };
+    let outcome = run_seed(6, &options);
+    assert!(outcome.ok(), "{}", outcome.report());
 }
