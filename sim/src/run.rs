@@ -50,7 +50,7 @@ pub struct Options {
     pub villages: usize,
     pub rounds: usize,
     /// Where-is must agree on the node that recorded each scan too (see
-    /// [`check::check_with`]); off until copies recorded at two nodes agree.
+    /// [`check::check_with`]); on, since copies recorded at two nodes keep one recorder.
     pub recorder_must_agree: bool,
 }
 
@@ -60,7 +60,7 @@ impl Default for Options {
             townships: 2,
             villages: 2,
             rounds: 4,
-            recorder_must_agree: false,
+            recorder_must_agree: true,
         }
     }
 }

@@ -226,8 +226,14 @@ fn fold_scan(event: &CheckedEvent, recorded: RecordedScan, pending: &mut Pending
     let bytes = wire::encode_scan(&scan);
     let township = event.route_key.to_string();
     if let Some(&first) = pending.ids.get(&scan.scan_id) {
-        if pending.staged[first].bytes != bytes {
+        let kept = &mut pending.staged[first];
+        if kept.bytes != bytes {
             pending.conflicts.push((scan, township, recorded_at));
+        } else if (recorded_ms, recorded_at.as_str()) < (kept.recorded_ms, kept.recorded_at.as_str()) {
+            // The same scan recorded at two nodes: every node keeps the same copy (see
+            // `first_recording`), whatever order the copies arrive in.
+            kept.recorded_at = recorded_at;
+            kept.recorded_ms = recorded_ms;
         }
         return Ok(());
     }
@@ -269,19 +275,23 @@ async fn flush_scans(
         // first so only those rows come back; a row per inserted scan through RETURNING would
         // cost a thread hand-off each in sqlx's SQLite driver.
         let list = crate::store::value_rows(1, chunk.len(), backend);
-        let sql = format!("SELECT scan_id, scan FROM custody_scans WHERE scan_id IN {list}");
-        let stored: Vec<(String, Vec<u8>)> = with_tx!(&mut *tx, conn => {
+        let sql = format!("SELECT scan_id, scan, recorded_ms, recorded_at FROM custody_scans WHERE scan_id IN {list}");
+        let stored: Vec<(String, Vec<u8>, i64, String)> = with_tx!(&mut *tx, conn => {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for st in chunk {
                 query = query.bind(st.scan.scan_id.as_str());
             }
             query.fetch_all(conn).await
         })?;
-        let stored: HashMap<String, Vec<u8>> = stored.into_iter().collect();
+        let stored: HashMap<String, (Vec<u8>, i64, String)> = stored
+            .into_iter()
+            .map(|(id, bytes, ms, at)| (id, (bytes, ms, at)))
+            .collect();
         for st in chunk {
-            if let Some(existing) = stored.get(&st.scan.scan_id)
-                && *existing != st.bytes
-            {
+            let Some((existing, stored_ms, stored_at)) = stored.get(&st.scan.scan_id) else {
+                continue;
+            };
+            if *existing != st.bytes {
                 record_conflict(
                     tx,
                     &st.scan,
@@ -290,6 +300,8 @@ async fn flush_scans(
                     "a second copy of this scan id differs from the one recorded first",
                 )
                 .await?;
+            } else if (st.recorded_ms, st.recorded_at.as_str()) < (*stored_ms, stored_at.as_str()) {
+                first_recording(tx, st).await?;
             }
         }
         let new: Vec<&StagedScan> = chunk
@@ -382,6 +394,45 @@ async fn flush_scans(
                 _ => {}
             }
         }
+    }
+    Ok(())
+}
+
+/// The same scan recorded at two nodes (a courier uploading at the township and at the county
+/// before either heard of the other) arrives everywhere as two identical copies with different
+/// recorders. Every node keeps the earliest recording (then the smaller node id), so where-is
+/// and the custody chains name the same recorder at every tier whatever order the copies came
+/// in: this copy is earlier than the stored one, and replaces its recorder, and the register
+/// date of what it registers.
+async fn first_recording(tx: &mut WriteTx, st: &StagedScan) -> Result<(), StoreError> {
+    let s = &st.scan;
+    with_tx!(&mut *tx, conn => {
+        sqlx::query("UPDATE custody_scans SET recorded_at = $1, recorded_ms = $2 WHERE scan_id = $3")
+            .bind(st.recorded_at.as_str())
+            .bind(st.recorded_ms)
+            .bind(s.scan_id.as_str())
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })?;
+    match (s.step, &s.document) {
+        (Step::RegisterDocument, Some(doc)) => with_tx!(&mut *tx, conn => {
+            sqlx::query("UPDATE custody_documents SET registered_at = $1 WHERE document_id = $2")
+                .bind(st.recorded_at.as_str())
+                .bind(doc.document_id.as_str())
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })?,
+        (Step::RegisterBox, _) => with_tx!(&mut *tx, conn => {
+            sqlx::query("UPDATE custody_boxes SET registered_at = $1 WHERE box_id = $2")
+                .bind(st.recorded_at.as_str())
+                .bind(s.box_id.as_str())
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })?,
+        _ => {}
     }
     Ok(())
 }
