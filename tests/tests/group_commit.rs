@@ -177,7 +177,10 @@ async fn group_commit_groups_and_keeps_the_others_on_postgresql() {
     assert_only_accepted_stored(&store, &accepted).await;
     store.close().await;
     eprintln!("{REQUESTS} requests committed in {groups} transactions (opening and closing: {open_and_close})");
-    assert!(groups >= 1, "no commit counted: {c0} / {c1} / {c2}");
+    // The baseline is only as exact as the pool's connection setup, which varies by a few
+    // commits from one opening to the next; so `groups` can come out a little below the truth
+    // (even below zero), and only the upper bound below says whether requests were grouped.
+    assert!(c2 > c1, "no commit counted: {c0} / {c1} / {c2}");
     assert!(
         groups <= (REQUESTS / 10) as i64,
         "{REQUESTS} concurrent requests took {groups} commits: they were not grouped"
