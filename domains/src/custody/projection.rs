@@ -198,7 +198,7 @@ impl Projection for CustodyProjection {
     }
 
     fn flush<'a>(&'a self, cx: &'a mut FoldContext<'_>) -> ProjectionFuture<'a, ()> {
-        Box::pin(async move { flush_scans(cx.tx, cx.states.get_mut::<PendingScans>(), cx.backend).await })
+        Box::pin(async move { flush_scans(cx.tx, cx.states.get_mut::<PendingScans>()).await })
     }
 }
 
@@ -253,11 +253,8 @@ const SCAN_ROWS: usize = 1_000;
 
 /// Writes the scans staged in this transaction: new ones with their object index, document and
 /// box registers; for ids already stored, a conflict when the content differs.
-async fn flush_scans(
-    tx: &mut WriteTx,
-    pending: &mut PendingScans,
-    backend: crate::store::Backend,
-) -> Result<(), StoreError> {
+async fn flush_scans(tx: &mut WriteTx, pending: &mut PendingScans) -> Result<(), StoreError> {
+    let backend = tx.backend();
     let staged = std::mem::take(&mut pending.staged);
     pending.ids.clear();
     for (scan, township, recorded_at) in std::mem::take(&mut pending.conflicts) {
@@ -677,11 +674,8 @@ impl Store {
     async fn known_scans(&self, scans: &[Scan]) -> Result<HashMap<String, Vec<u8>>, StoreError> {
         let mut known = HashMap::new();
         for chunk in scans.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT scan_id, scan FROM custody_scans WHERE scan_id IN ({})",
-                placeholders.join(", ")
-            );
+            let list = crate::store::value_rows(1, chunk.len(), self.backend());
+            let sql = format!("SELECT scan_id, scan FROM custody_scans WHERE scan_id IN {list}");
             let rows: Vec<(String, Vec<u8>)> = with_pool!(self.pool(), conn => {
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for scan in chunk {

@@ -138,7 +138,6 @@ pub struct ApplyReport {
 /// One node's event log. Cheap to share behind an `Arc`.
 pub struct EventLog {
     pool: Pool,
-    backend: Backend,
     node: NodeId,
     hlc: Hlc,
     // The domains' projections, folded in registration order.
@@ -232,7 +231,6 @@ impl EventLog {
         let store = EventLog {
             authoring,
             pool,
-            backend,
             node: node.clone(),
             hlc: Hlc::new(),
             projections,
@@ -288,7 +286,7 @@ impl EventLog {
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.pool.backend()
     }
 
     /// The connection pool, for the domains' own queries (through [`with_pool!`]). Writes go through
@@ -322,7 +320,7 @@ impl EventLog {
 
     /// Closes the pool; on SQLite the WAL is checkpointed and truncated first.
     pub async fn close(&self) {
-        if self.backend == Backend::Sqlite {
+        if self.backend() == Backend::Sqlite {
             let _ = with_pool!(&self.pool, conn => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(conn).await.map(|done| done.rows_affected()));
         }
         self.pool.close().await;
@@ -488,7 +486,6 @@ impl EventLog {
     async fn flush(&self, tx: &mut WriteTx, state: &mut WriterState) -> Result<(), StoreError> {
         let mut cx = FoldContext {
             tx,
-            backend: self.backend,
             states: &mut state.domains,
         };
         for projection in self.projections.all() {
@@ -617,7 +614,6 @@ impl EventLog {
     ) -> Result<FoldOutcome, StoreError> {
         let mut cx = FoldContext {
             tx,
-            backend: self.backend,
             states: &mut state.domains,
         };
         for projection in self.projections.folding(event.event.kind) {

@@ -59,7 +59,6 @@ pub type ProjectionFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreEr
 /// states.
 pub struct FoldContext<'a> {
     pub tx: &'a mut WriteTx,
-    pub backend: Backend,
     pub states: &'a mut DomainStates,
 }
 
