@@ -28,8 +28,7 @@ use crate::pki::Principal;
 pub enum Policy {
     /// Any principal with a certificate of the county CA (health, reflection).
     AnyCertified,
-    /// An operator whose place is this node or above it: reads of this node's subtree, and
-    /// county acts the domain restricts to the county node (catalogue import, calendar).
+    /// An operator whose place is this node or above it: reads of this node's subtree.
     OperatorAtOrAbove,
     /// An operator of this very node: acts recorded here (cases, responses, anomaly notes).
     OperatorHere,

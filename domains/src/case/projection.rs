@@ -313,14 +313,11 @@ fn upsert_cases_sql(rows: usize, backend: Backend) -> String {
     )
 }
 
-/// What one case row holds, computed before the statement is bound.
+/// One case as its row is written: the view, and the columns computed from it that the
+/// statement borrows (text a view only yields by formatting).
 struct CaseRow {
     id: String,
-    number: String,
-    origin: String,
-    holder: String,
-    state: &'static str,
-    township: String,
+    view: CaseView,
     view_json: String,
     deadline: Option<String>,
     clock: Option<String>,
@@ -339,7 +336,6 @@ async fn flush_cases(
 ) -> Result<(), StoreError> {
     let backend = tx.backend();
     let mut rows = Vec::new();
-    let mut views = Vec::new();
     for (case_id, folded) in pending.views.drain() {
         if !folded.dirty {
             continue;
@@ -352,37 +348,33 @@ async fn flush_cases(
         };
         let (clock, warn_from) = warning_columns(&view, calendar, thresholds);
         rows.push(CaseRow {
-            number: view.number.to_string(),
-            origin: view.origin.to_string(),
-            holder: view.holder.to_string(),
-            state: view.state.kind().as_str(),
-            township: view.front_desk().to_string(),
+            id: case_id,
             view_json: view_json(&view)?,
+            view,
             deadline,
             clock,
             warn_from,
             updated_ms: folded.updated_ms as i64,
-            id: case_id,
         });
-        views.push(view);
     }
     pending.numbers.clear();
-    for (chunk, chunk_views) in rows.chunks(CASE_CHUNK).zip(views.chunks(CASE_CHUNK)) {
+    for chunk in rows.chunks(CASE_CHUNK) {
         let sql = upsert_cases_sql(chunk.len(), backend);
         with_tx!(&mut *tx, conn => {
             // Only generated placeholders in the text; every value is bound.
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (row, view) in chunk.iter().zip(chunk_views) {
+            for row in chunk {
+                let view = &row.view;
                 query = query
                     .bind(row.id.as_str())
-                    .bind(row.number.as_str())
-                    .bind(row.origin.as_str())
-                    .bind(row.holder.as_str())
-                    .bind(row.state)
+                    .bind(view.number.to_string())
+                    .bind(view.origin.as_str())
+                    .bind(view.holder.as_str())
+                    .bind(view.state.kind().as_str())
                     .bind(view.terms.item_code.as_str())
                     .bind(view.terms.implementation_code.as_str())
                     .bind(view.terms.delegation.as_str())
-                    .bind(row.township.as_str())
+                    .bind(view.front_desk().to_string())
                     .bind(view.submitted_ms as i64)
                     .bind(row.updated_ms)
                     .bind(row.view_json.as_str())
@@ -399,8 +391,8 @@ async fn flush_cases(
 }
 
 /// Folds a `CaseOpened`: opens the view with [`CaseView::open`] and stages it (with the move of
-/// the origin's daily receipt counter past its number) for [`flush_cases`]. Refuses a malformed body, an opening the
-/// workflow refuses, and a case id or number already known here.
+/// the origin's daily receipt counter past its number) for [`flush_cases`]. Refuses a malformed
+/// body, an opening the workflow refuses, and a case id or number already known here.
 async fn fold_opened(
     tx: &mut WriteTx,
     event: &CheckedEvent,

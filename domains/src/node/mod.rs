@@ -3,11 +3,11 @@
 //! tasks, and stop cleanly on request.
 //!
 //! What differs between tiers is not decided here: each tier crate hands [`start`] its
-//! [`TierPlan`] (how its log is tuned, which periodic tasks it runs). [`start`] takes an
-//! already-bound listener, so tests and the demo start real nodes on port 0; the tier binaries
-//! wrap it with configuration, logging and signal handling ([`serve_config`]). The listener is
-//! anything that [`Listen`]s: a TCP listener, or a simulated network's, which then also dials
-//! the parent.
+//! [`TierPlan`] (how its log is tuned, which periodic tasks it runs, which services only it
+//! mounts). [`start`] takes an already-bound listener, so tests and the demo start real nodes on
+//! port 0; the tier binaries wrap it with configuration, logging and signal handling
+//! ([`serve_config`]). The listener is anything that [`Listen`]s: a TCP listener, or a simulated
+//! network's, which then also dials the parent.
 
 pub mod access;
 pub mod config;
