@@ -9,6 +9,7 @@ const PROTO_FILES: &[&str] = &[
     "tongban/v1/cases.proto",
     "tongban/v1/oversight.proto",
     "tongban/v1/custody.proto",
+    "tongban/v1/staff.proto",
     "tongban/v1/events.proto",
     "tongban/v1/sync.proto",
     "tongban/v1/node.proto",

@@ -39,6 +39,7 @@ use crate::custody::projection::CustodyProjection;
 use crate::ids::NodeId;
 use crate::oversight::projection::OversightProjection;
 use crate::probe::ProbeProjection;
+use crate::staff::projection::StaffProjection;
 
 /// One node's store. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -72,6 +73,7 @@ fn projections(time: &Arc<SharedTime>, calendar_cache: &Arc<CalendarCache>) -> P
         .register(Arc::new(CaseProjection { time: time.clone() }))
         .register(Arc::new(OversightProjection))
         .register(Arc::new(CustodyProjection))
+        .register(Arc::new(StaffProjection))
         .register(Arc::new(ProbeProjection))
 }
 

@@ -26,6 +26,7 @@ impl v1::event_body::Body {
             Body::CalendarPublished(_) => EventKind::CalendarPublished,
             Body::CustodyScan(_) => EventKind::CustodyScan,
             Body::AnomalyNote(_) => EventKind::AnomalyNote,
+            Body::RosterChange(_) => EventKind::RosterChange,
         }
     }
 }

@@ -226,7 +226,7 @@ fn opening(township: &NodeId, day: NaiveDate, seq: u32, nonce: u64) -> (CaseId, 
         subject: format!("case:{id}"),
         route_key: township.clone(),
         route_class: RouteClass::Path,
-        body: Body::CaseOpened(opened_body(&submission)),
+        body: Body::CaseOpened(opened_body(&submission, None)),
     };
     (id, vec![event])
 }

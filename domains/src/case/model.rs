@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::{Category, DelegationMode, Item, SealType};
 use crate::ids::NodeId;
 use crate::pki::Principal;
+use crate::staff::StaffStamp;
 
 /// Where a case stands. Exactly one holder node moves it at a time (see `CaseView::holder`).
 ///
@@ -95,49 +96,6 @@ impl fmt::Display for CaseState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.kind(), f)
     }
-}
-
-/// Generates a fieldless enum with `ALL`, `as_str`, `label_zh` and a Display of
-/// `english (中文)`.
-macro_rules! labelled_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $en:literal, $zh:literal;)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The English `snake_case` name (the serde name).
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $en,)+ }
-            }
-
-            /// The simplified-Chinese term a clerk reads.
-            pub const fn label_zh(self) -> &'static str {
-                match self { $($name::$variant => $zh,)+ }
-            }
-
-            /// Reads what an operator types: the English name in any case, with `_`, `-` or a
-            /// space between words (`supplement-requested`), or the Chinese term (`补正中`).
-            pub fn parse_term(term: &str) -> Option<Self> {
-                let t = term.trim();
-                let english = t.to_ascii_lowercase().replace(['-', ' '], "_");
-                Self::ALL.iter().copied().find(|v| v.as_str() == english || v.label_zh() == t)
-            }
-        }
-
-        impl fmt::Display for $name {
-            /// `english (中文)`, e.g. `accepted (已受理)`.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{} ({})", self.as_str().replace('_', " "), self.label_zh())
-            }
-        }
-    };
 }
 
 labelled_enum! {
@@ -451,11 +409,23 @@ labelled_enum! {
 pub struct Actor {
     pub principal: Principal,
     pub at_ms: u64,
+    /// The staff member behind an operator principal, when the acting node has a roster.
+    pub staff: Option<StaffStamp>,
 }
 
 impl Actor {
     pub fn new(principal: Principal, at_ms: u64) -> Self {
-        Actor { principal, at_ms }
+        Actor {
+            principal,
+            at_ms,
+            staff: None,
+        }
+    }
+
+    /// The same actor, naming the staff member the roster says they are.
+    pub fn with_staff(mut self, staff: Option<StaffStamp>) -> Self {
+        self.staff = staff;
+        self
     }
 
     /// The node the actor acts at.

@@ -16,6 +16,9 @@
 //! preserves the order in which the holders acted, and a replica never sees a step before the
 //! step that made its author the holder.
 
+use crate::case::ActionKind;
+use crate::staff::StaffStamp;
+use crate::staff::projection::StaffError;
 use std::fmt;
 use std::str::FromStr;
 
@@ -141,7 +144,7 @@ const NUMBER_ATTEMPTS: usize = 8;
 
 /// The actor of a case event: its principal, which must belong to the authoring node, at the
 /// physical time of its HLC.
-fn actor_of(event: &CheckedEvent) -> Result<Actor, String> {
+fn actor_of(event: &CheckedEvent, acted_by: Option<&pb::StaffStamp>) -> Result<Actor, String> {
     let principal: Principal = event
         .event
         .principal
@@ -154,7 +157,11 @@ fn actor_of(event: &CheckedEvent) -> Result<Actor, String> {
             event.origin
         ));
     }
-    Ok(Actor::new(principal, physical_ms(event.event.hlc)))
+    let staff = wire::stamp_of(acted_by).map_err(|e| format!("case event: {e}"))?;
+    if staff.is_some() && principal.as_node().is_some() {
+        return Err(format!("a step by node {principal} names a staff member"));
+    }
+    Ok(Actor::new(principal, physical_ms(event.event.hlc)).with_staff(staff))
 }
 
 async fn load_view(tx: &mut WriteTx, id: &str) -> Result<Option<CaseView>, StoreError> {
@@ -409,7 +416,7 @@ async fn fold_opened(
             submission.id, event.origin
         )));
     }
-    let actor = match actor_of(event) {
+    let actor = match actor_of(event, body.acted_by.as_ref()) {
         Ok(actor) => actor,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -520,7 +527,7 @@ async fn fold_step(
             body.principal, event.event.principal
         )));
     }
-    let actor = match actor_of(event) {
+    let actor = match actor_of(event, body.acted_by.as_ref()) {
         Ok(actor) => actor,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -564,6 +571,12 @@ async fn fold_step(
     Ok(Ok(()))
 }
 
+/// The staff members an opening and its steps named.
+struct Staffed {
+    submit: Option<StaffStamp>,
+    then: Vec<Option<StaffStamp>>,
+}
+
 /// The view the case projection folded from an opening and the steps after it, given the
 /// events as committed: each step decided again at its event's time, as `fold_step` does.
 /// `None` if the events are not that opening (the caller then reads the row).
@@ -571,15 +584,18 @@ fn replay_opening(
     submission: Submission,
     principal: &Principal,
     then: &[CaseAction],
+    staffed: &Staffed,
     committed: &[pb::Event],
 ) -> Option<CaseView> {
     let (opening, steps) = committed.split_first()?;
-    if steps.len() != then.len() {
+    if steps.len() != then.len() || staffed.then.len() != then.len() {
         return None;
     }
-    let mut view = CaseView::open(submission, &Actor::new(principal.clone(), physical_ms(opening.hlc))).ok()?;
-    for (action, event) in then.iter().zip(steps) {
-        let transition = decide(&view, action, &Actor::new(principal.clone(), physical_ms(event.hlc))).ok()?;
+    let opener = Actor::new(principal.clone(), physical_ms(opening.hlc)).with_staff(staffed.submit.clone());
+    let mut view = CaseView::open(submission, &opener).ok()?;
+    for ((action, event), stamp) in then.iter().zip(steps).zip(&staffed.then) {
+        let actor = Actor::new(principal.clone(), physical_ms(event.hlc)).with_staff(stamp.clone());
+        let transition = decide(&view, action, &actor).ok()?;
         view.apply(&transition);
     }
     Some(view)
@@ -657,6 +673,12 @@ impl Store {
         principal: &Principal,
         then: Vec<CaseAction>,
     ) -> Result<CaseView, CaseError> {
+        // Who takes the submission and each step after it, by the roster here; refused first.
+        let submit_stamp = self.staff_gate(principal, ActionKind::Submit).await?;
+        let mut stamps = Vec::with_capacity(then.len());
+        for action in &then {
+            stamps.push(self.staff_gate(principal, action.kind()).await?);
+        }
         let mut last_clash = String::new();
         for _ in 0..NUMBER_ATTEMPTS {
             let hlc = self.hlc_now();
@@ -673,16 +695,16 @@ impl Store {
             };
             // The same checks the folds make, first, so a refusal comes back as a Refusal.
             let actor = Actor::new(principal.clone(), at_ms);
-            let mut view = CaseView::open(submission.clone(), &actor)?;
+            let mut view = CaseView::open(submission.clone(), &actor.clone().with_staff(submit_stamp.clone()))?;
             let mut events = vec![NewEvent {
                 principal: principal.to_string(),
                 subject: format!("case:{id}"),
                 route_key: self.node().clone(),
                 route_class: RouteClass::Path,
-                body: Body::CaseOpened(opened_body(&submission)),
+                body: Body::CaseOpened(opened_body(&submission, submit_stamp.as_ref())),
             }];
-            for action in &then {
-                let transition = decide(&view, action, &actor)?;
+            for (action, stamp) in then.iter().zip(&stamps) {
+                let transition = decide(&view, action, &actor.clone().with_staff(stamp.clone()))?;
                 view.apply(&transition);
                 events.push(NewEvent {
                     principal: principal.to_string(),
@@ -696,7 +718,11 @@ impl Store {
                 Ok(committed) => {
                     // The case is new, so nothing but these events has touched it: rebuilt from
                     // them with the folds' own rules, it is the row as stored, without reading it.
-                    if let Some(view) = replay_opening(submission, principal, &then, &committed) {
+                    let staffed = Staffed {
+                        submit: submit_stamp.clone(),
+                        then: stamps.clone(),
+                    };
+                    if let Some(view) = replay_opening(submission, principal, &then, &staffed, &committed) {
                         return Ok(view);
                     }
                     return self
@@ -728,7 +754,11 @@ impl Store {
             .case(&CaseRef::Id(id.clone()))
             .await?
             .ok_or_else(|| CaseError::NotFound(id.to_string()))?;
-        let transition = decide(&view, &action, &Actor::new(principal.clone(), self.wall_ms()))?;
+        let actor = Actor::new(principal.clone(), self.wall_ms());
+        // The case's own rules first (state, holder, tier), then the post of who asks.
+        decide(&view, &action, &actor)?;
+        let stamp = self.staff_gate(principal, action.kind()).await?;
+        let transition = decide(&view, &action, &actor.with_staff(stamp))?;
         let new = NewEvent {
             principal: principal.to_string(),
             subject: format!("case:{id}"),
@@ -743,6 +773,16 @@ impl Store {
                 .ok_or_else(|| CaseError::NotFound(id.to_string())),
             Err(StoreError::Refused(reason)) => Err(CaseError::Changed(reason)),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`Store::staff_stamp`] as a case refusal: who `principal` is on this node's roster, if it
+    /// keeps one, and whether their posts allow `action`.
+    async fn staff_gate(&self, principal: &Principal, action: ActionKind) -> Result<Option<StaffStamp>, CaseError> {
+        match self.staff_stamp(principal, action).await {
+            Ok(stamp) => Ok(stamp),
+            Err(StaffError::Refused(refusal)) => Err(CaseError::Refused(Refusal::Post(refusal.to_string()))),
+            Err(StaffError::Store(e)) => Err(CaseError::Store(e)),
         }
     }
 

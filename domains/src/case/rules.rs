@@ -27,6 +27,7 @@ use super::view::CaseView;
 use crate::catalogue::{DelegationMode, SealType};
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
+use crate::staff::StaffStamp;
 
 /// Longest reason, in characters, a clerk may give.
 pub const MAX_REASON_CHARS: usize = 2000;
@@ -92,6 +93,10 @@ pub enum Refusal {
         "catalogue version {given} is older than version {current} this case already runs under; update the catalogue first"
     )]
     StaleCatalogue { current: u64, given: u64 },
+    /// The operator is not on the acting node's roster, or their posts do not allow the action
+    /// (the sentence names who may). → `PERMISSION_DENIED`.
+    #[error("{0}")]
+    Post(String),
 }
 
 /// A seal type shown with its Chinese name in refusals.
@@ -135,7 +140,7 @@ impl Refusal {
             | Refusal::NotImmediate { .. }
             | Refusal::OutcomeMismatch { .. }
             | Refusal::StaleCatalogue { .. } => RefusalCode::FailedPrecondition,
-            Refusal::WrongTier { .. } | Refusal::WrongRole { .. } => RefusalCode::PermissionDenied,
+            Refusal::WrongTier { .. } | Refusal::WrongRole { .. } | Refusal::Post(_) => RefusalCode::PermissionDenied,
             Refusal::MissingReason { .. } | Refusal::Invalid { .. } => RefusalCode::InvalidArgument,
         }
     }
@@ -156,6 +161,9 @@ pub struct Transition {
     pub at_ms: u64,
     /// The reason, opinion or materials list the action carries, if any.
     pub reason: Option<String>,
+    /// The staff member who took the step, as the acting node's roster said.
+    #[serde(default)]
+    pub staff: Option<StaffStamp>,
 }
 
 /// The tier that decides items of this delegation mode: the township for authorised items, the
@@ -271,6 +279,7 @@ pub fn decide(case: &CaseView, action: &CaseAction, actor: &Actor) -> Result<Tra
         at_node: here.clone(),
         at_ms: actor.at_ms,
         reason: reason_of(action),
+        staff: actor.staff.clone(),
     })
 }
 

@@ -389,6 +389,7 @@ impl cases_server::Cases for CasesApi {
                 here.tier()
             )));
         }
+        self.store.supervisor_stamp(&principal).await.map_err(status)?;
         let req = request.into_inner();
         match self.store.close_supervision(req.id, &req.reason, &principal).await {
             Ok(record) => {

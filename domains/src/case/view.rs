@@ -17,6 +17,7 @@ use crate::case::warnings::CaseClock;
 use crate::catalogue::SealType;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
+use crate::staff::StaffStamp;
 
 /// What the node that starts a case knows at that moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,10 @@ pub struct StageRecord {
     pub reason: Option<String>,
     /// The holder after the step.
     pub holder: NodeId,
+    /// The staff member who took the step (name, post, window); `None` for a node's own step
+    /// or one taken where no roster was kept yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<StaffStamp>,
 }
 
 /// The decision taken on a case (审批决定).
@@ -55,6 +60,9 @@ pub struct DecisionRecord {
     pub reason: Option<String>,
     pub seal: SealType,
     pub by: String,
+    /// The approver, when the deciding node keeps a roster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<StaffStamp>,
     pub at_node: NodeId,
     pub at_ms: u64,
 }
@@ -113,6 +121,12 @@ pub struct CaseView {
     pub accepted_ms: Option<u64>,
     pub concluded_ms: Option<u64>,
     pub issued_ms: Option<u64>,
+    /// The window that accepted the case, and the one that issued its result, when the step was
+    /// taken by someone seated at a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_window: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_window: Option<u32>,
     /// Every step, oldest first; the first is the submission.
     pub history: Vec<StageRecord>,
 }
@@ -161,6 +175,7 @@ impl CaseView {
             at_ms: actor.at_ms,
             reason: None,
             holder: here.clone(),
+            staff: actor.staff.clone(),
         };
         Ok(CaseView {
             id: submission.id,
@@ -183,6 +198,8 @@ impl CaseView {
             accepted_ms: None,
             concluded_ms: None,
             issued_ms: None,
+            accepted_window: None,
+            issued_window: None,
             history: vec![record],
         })
     }
@@ -206,6 +223,7 @@ impl CaseView {
                 self.terms = terms.clone();
                 self.accepted_under = Some(terms.catalogue_version);
                 self.accepted_ms = Some(t.at_ms);
+                self.accepted_window = t.staff.as_ref().and_then(|s| s.window);
             }
             CaseAction::Decide {
                 approve, reason, seal, ..
@@ -215,6 +233,7 @@ impl CaseView {
                     reason: (!reason.trim().is_empty()).then(|| reason.clone()),
                     seal: *seal,
                     by: by.clone(),
+                    staff: t.staff.clone(),
                     at_node: t.at_node.clone(),
                     at_ms: t.at_ms,
                 });
@@ -223,6 +242,7 @@ impl CaseView {
             CaseAction::Issue { seal, .. } => {
                 self.issued_seal = Some(*seal);
                 self.issued_ms = Some(t.at_ms);
+                self.issued_window = t.staff.as_ref().and_then(|s| s.window);
             }
             CaseAction::Deliver { by_courier } => self.delivered_by_courier = Some(*by_courier),
             CaseAction::Rate { level, defaulted } => {
@@ -260,6 +280,7 @@ impl CaseView {
             at_ms: t.at_ms,
             reason: t.reason.clone(),
             holder: t.holder.clone(),
+            staff: t.staff.clone(),
         });
     }
 

@@ -7,6 +7,8 @@
 //! enum value, a malformed id or node code) with a [`WireError`] naming the field; encoding never
 //! fails. Nothing here decides legality: that is [`super::decide`].
 
+use crate::staff::StaffStamp;
+use crate::staff::wire::{stamp_from_wire, stamp_to_wire};
 use tongban_proto::v1::{self as pb, case_action as act};
 
 use super::id::{CaseId, CaseNumber};
@@ -360,8 +362,9 @@ pub fn action_from_wire_with(
 }
 
 /// The `CaseOpened` body for a submission (opened at the node that minted its id).
-pub fn opened_body(submission: &Submission) -> pb::CaseOpened {
+pub fn opened_body(submission: &Submission, staff: Option<&StaffStamp>) -> pb::CaseOpened {
     pb::CaseOpened {
+        acted_by: staff.map(stamp_to_wire),
         case_id: submission.id.to_string(),
         case_number: submission.number.to_string(),
         terms: Some((&submission.terms).into()),
@@ -403,6 +406,13 @@ pub fn submission_from_wire(body: &pb::CaseOpened) -> Result<(Submission, NodeId
     ))
 }
 
+/// The staff member a case event names, if it names one.
+pub fn stamp_of(acted_by: Option<&pb::StaffStamp>) -> Result<Option<StaffStamp>, WireError> {
+    acted_by
+        .map(|s| stamp_from_wire(s).map_err(|e| WireError::new("acted_by", e.to_string())))
+        .transpose()
+}
+
 /// The `CaseStep` body recording transition `t` on case `id`.
 pub fn step_body(id: &CaseId, t: &Transition) -> pb::CaseStep {
     pb::CaseStep {
@@ -413,6 +423,7 @@ pub fn step_body(id: &CaseId, t: &Transition) -> pb::CaseStep {
         holder: t.holder.to_string(),
         reason: t.reason.clone().unwrap_or_default(),
         principal: t.by.to_string(),
+        acted_by: t.staff.as_ref().map(stamp_to_wire),
     }
 }
 
@@ -508,6 +519,8 @@ pub fn summary(view: &CaseView) -> pb::CaseSummary {
         updated_unix_ms: updated as i64,
         steps: view.history.len() as u32,
         paper_warning: String::new(),
+        accepted_window: view.accepted_window.unwrap_or(0),
+        issued_window: view.issued_window.unwrap_or(0),
     }
 }
 
@@ -527,6 +540,7 @@ fn history_entry(r: &StageRecord) -> pb::CaseHistoryEntry {
         holder: r.holder.to_string(),
         at_unix_ms: r.at_ms as i64,
         reason: r.reason.clone().unwrap_or_default(),
+        acted_by: r.staff.as_ref().map(stamp_to_wire),
     }
 }
 

@@ -35,6 +35,10 @@ pub const DOMAIN_RPCS: AccessTable = &[
     ("/tongban.v1.Custody/ListAnomalies", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Custody/NoteAnomaly", Policy::OperatorHere),
     ("/tongban.v1.Custody/ExportEpcis", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.Staff/PutMember", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.Staff/PutWindow", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.Staff/ListStaff", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.Staff/ListWindows", Policy::OperatorAtOrAbove),
 ];
 
 /// The tables a node applies: the engine's rows and the domains'.
@@ -98,6 +102,28 @@ impl IntoStatus for crate::store::RectificationError {
             RectificationError::Closed(m) => Status::failed_precondition(m),
             RectificationError::NotHandler(m) => Status::permission_denied(m),
             RectificationError::Store(e) => e.into_status(),
+        }
+    }
+}
+
+impl IntoStatus for crate::staff::StaffRefusal {
+    fn into_status(self) -> Status {
+        use crate::staff::StaffRefusal;
+        let message = self.to_string();
+        match self {
+            StaffRefusal::Invalid { .. } => Status::invalid_argument(message),
+            StaffRefusal::Conflict(_) => Status::failed_precondition(message),
+            StaffRefusal::NotAllowed(_) => Status::permission_denied(message),
+        }
+    }
+}
+
+impl IntoStatus for crate::staff::projection::StaffError {
+    fn into_status(self) -> Status {
+        use crate::staff::projection::StaffError;
+        match self {
+            StaffError::Refused(refusal) => refusal.into_status(),
+            StaffError::Store(e) => e.into_status(),
         }
     }
 }

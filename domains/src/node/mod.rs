@@ -365,6 +365,7 @@ pub async fn start<L: Listen>(spec: NodeSpec<L>, plan: TierPlan) -> Result<NodeH
                 .await,
         )
         .add_service(mounted.serving(crate::custody::service::server(store.clone())).await)
+        .add_service(mounted.serving(crate::staff::service::server(store.clone())).await)
         .add_service(
             mounted
                 .serving(

@@ -260,6 +260,23 @@ pub struct OversightSummary {
     pub avg_working_days_to_conclusion: f64,
     pub ratings: RatingMetrics,
     pub rows: Vec<MetricsRow>,
+    /// Cases accepted and results issued per township window, by township and number.
+    pub windows: Vec<WindowRow>,
+}
+
+/// One township window's counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRow {
+    pub township: String,
+    pub window: u32,
+    pub counts: WindowCounts,
+}
+
+/// What one numbered window of a township did: cases accepted there, results issued there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowCounts {
+    pub accepted: u64,
+    pub issued: u64,
 }
 
 /// How `overdue` is counted.
@@ -275,6 +292,15 @@ fn handler_of(view: &CaseView) -> NodeId {
         .unwrap_or_else(|| view.front_desk())
 }
 
+/// How the register names a person: `王芳（工号 A01）` when the acting node keeps a roster,
+/// else the certificate's principal.
+fn person(principal: &str, staff: Option<&crate::staff::StaffStamp>) -> String {
+    match staff {
+        Some(s) => format!("{}（工号 {}）", s.name, s.staff_no),
+        None => principal.to_owned(),
+    }
+}
+
 /// Folds what a step means for oversight, after the step itself was applied to `view`: a
 /// register entry for each stamped step (decide, issue), a rectification item for a bad rating.
 async fn record_step(
@@ -284,7 +310,7 @@ async fn record_step(
     t: &Transition,
     calendar: &crate::calendar::WorkingCalendar,
 ) -> Result<(), StoreError> {
-    let stamped_by = t.by.to_string();
+    let stamped_by = person(&t.by.to_string(), t.staff.as_ref());
     let (seal, impressions, approver) = match &t.action {
         CaseAction::Decide { seal, impressions, .. } => (*seal, *impressions, stamped_by.clone()),
         CaseAction::Issue { seal, impressions } => (
@@ -294,7 +320,7 @@ async fn record_step(
             // item concluded without a decision (immediate items) is approved by the issuer.
             view.decision
                 .as_ref()
-                .map(|d| d.by.clone())
+                .map(|d| person(&d.by, d.staff.as_ref()))
                 .unwrap_or_else(|| stamped_by.clone()),
         ),
         CaseAction::Rate { level, .. } if level.is_bad() => {
@@ -686,7 +712,9 @@ impl Store {
             avg_working_days_to_conclusion: 0.0,
             ratings: RatingMetrics::default(),
             rows: Vec::new(),
+            windows: Vec::new(),
         };
+        let mut per_window: BTreeMap<(String, u32), WindowCounts> = BTreeMap::new();
         let mut windows: HashMap<String, String> = HashMap::new();
         let mut groups: BTreeMap<(String, String, String, String), RatingMetrics> = BTreeMap::new();
         let (mut days_total, mut days_count) = (0_i64, 0_i64);
@@ -702,6 +730,16 @@ impl Store {
                 }
             }
             s.concluded += u64::from(view.concluded_ms.is_some());
+            // Windows are the front desk's: the township that accepts and issues.
+            if let Some(w) = view.accepted_window {
+                per_window
+                    .entry((view.front_desk().to_string(), w))
+                    .or_default()
+                    .accepted += 1;
+            }
+            if let Some(w) = view.issued_window {
+                per_window.entry((view.front_desk().to_string(), w)).or_default().issued += 1;
+            }
             let rect = rectifications.get(&view.id.to_string());
             s.ratings.add_case(&view, rect);
             let code = view.terms.implementation_code.clone();
@@ -744,6 +782,14 @@ impl Store {
         if days_count > 0 {
             s.avg_working_days_to_conclusion = days_total as f64 / days_count as f64;
         }
+        s.windows = per_window
+            .into_iter()
+            .map(|((township, window), counts)| WindowRow {
+                township,
+                window,
+                counts,
+            })
+            .collect();
         s.rows = groups
             .into_iter()
             .map(|((township, window, item_code, month), metrics)| MetricsRow {

@@ -165,6 +165,16 @@ fn summary_to_wire(s: &OversightSummary) -> pb::OversightSummary {
                 metrics: Some(metrics_to_wire(&r.metrics)),
             })
             .collect(),
+        windows: s
+            .windows
+            .iter()
+            .map(|w| pb::WindowCounts {
+                township: w.township.clone(),
+                window: w.window,
+                accepted: w.counts.accepted,
+                issued: w.counts.issued,
+            })
+            .collect(),
     }
 }
 
