@@ -5,6 +5,7 @@
 
 use tongban_domains::case::StateKind;
 use tongban_domains::places;
+use tongban_domains::staff::{Post, WindowKind};
 
 /// A case state: its Chinese term or its English name (`已受理`, `accepted`,
 /// `supplement-requested`).
@@ -29,6 +30,28 @@ pub(crate) fn township(text: &str) -> Result<String, String> {
 /// A node of any tier: a division code, or the county's or a town's name.
 pub(crate) fn place(text: &str) -> Result<String, String> {
     places::place_code(text).map_err(|e| e.to_string())
+}
+
+/// A post: its Chinese term or its English name (`窗口人员`, `window-clerk`).
+pub(crate) fn post(text: &str) -> Result<Post, String> {
+    Post::parse_term(text).ok_or_else(|| {
+        let known: Vec<String> = Post::ALL
+            .iter()
+            .map(|p| format!("{} {}", p.label_zh(), p.as_str()))
+            .collect();
+        format!("没有名为 {text:?} 的岗位（unknown post）。可用：{}", known.join("、"))
+    })
+}
+
+/// A window kind: its Chinese term or its English name (`综合受理窗口`, `comprehensive`).
+pub(crate) fn window_kind(text: &str) -> Result<WindowKind, String> {
+    WindowKind::parse_term(text).ok_or_else(|| {
+        let known: Vec<String> = WindowKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.label_zh(), k.as_str()))
+            .collect();
+        format!("没有名为 {text:?} 的窗口类型。可用：{}", known.join("、"))
+    })
 }
 
 #[cfg(test)]

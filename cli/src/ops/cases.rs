@@ -682,6 +682,20 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
             String::new()
         }
     );
+    if s.accepted_window != 0 || s.issued_window != 0 {
+        let window = |n: u32| {
+            if n == 0 {
+                "-".to_owned()
+            } else {
+                format!("{n}号窗口")
+            }
+        };
+        println!(
+            "窗口       受理 {}，出件 {}",
+            window(s.accepted_window),
+            window(s.issued_window)
+        );
+    }
     if detail.decided {
         println!(
             "审批决定   {}，{} 于 {}，{}{}",
@@ -710,7 +724,7 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
             china_time::minute(h.at_unix_ms),
             cell(&place(&h.at_node), 24),
             cell(&format!("{} {}", h.action_label, h.action_name), 28),
-            cell(&h.by, 34),
+            cell(&who(h), 34),
             place(&h.holder),
             if h.reason.is_empty() {
                 String::new()
@@ -720,6 +734,19 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Who took a step: the staff member with post and window when the node keeps a roster
+/// (`王芳（窗口人员，3号窗口）`), else the certificate.
+fn who(h: &pb::CaseHistoryEntry) -> String {
+    match h
+        .acted_by
+        .as_ref()
+        .and_then(|s| tongban_domains::staff::wire::stamp_from_wire(s).ok())
+    {
+        Some(stamp) => stamp.to_string(),
+        None => h.by.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod custody;
 pub mod node;
 pub mod oversight;
 pub mod pki;
+pub mod staff;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -76,6 +77,13 @@ pub enum OperatorCommand {
         #[command(subcommand)]
         command: custody::CustodyCommand,
     },
+    /// A centre's staff (工作人员), their posts and the windows they sit at: put, list.
+    Staff {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        action: staff::StaffAction,
+    },
     /// A node's identity, catalogue version and per-link lag.
     Status {
         #[command(flatten)]
@@ -109,6 +117,7 @@ pub async fn run(command: OperatorCommand) -> Result<()> {
         C::Rating { conn, action } => oversight::rating(conn, action).await,
         C::Oversight { conn, township } => oversight::oversight(conn, township).await,
         C::Custody { conn, command } => custody::run(conn, command).await,
+        C::Staff { conn, action } => staff::run(conn, action).await,
         C::Status { conn, json } => node::status(conn, json).await,
         C::Alarms { conn, limit } => node::alarms(conn, limit).await,
         C::Pki { action } => pki::pki(action),

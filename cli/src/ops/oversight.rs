@@ -219,6 +219,18 @@ pub async fn oversight(conn: Connection, township: Option<String>) -> Result<()>
             print_metrics("      ", m);
         }
     }
+    if !s.windows.is_empty() {
+        println!("  per window (窗口):");
+        for w in &s.windows {
+            println!(
+                "    {} {}号窗口  受理 {}  出件 {}",
+                place(&w.township),
+                w.window,
+                w.accepted,
+                w.issued
+            );
+        }
+    }
     Ok(())
 }
 
