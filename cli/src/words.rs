@@ -65,12 +65,13 @@ mod tests {
     #[test]
     fn extension_and_special_procedures_parse() {
         let Command::Case {
-            command: CaseCommand::Extend {
-                case,
-                days,
-                reason,
-                approver,
-            },
+            command:
+                CaseCommand::Extend {
+                    case,
+                    days,
+                    reason,
+                    approver,
+                },
             ..
         } = parse(&[
             "case",
@@ -109,7 +110,10 @@ mod tests {
         let err = parse(&["case", "special-procedure", "X", "--kind", "开会", "--reason", "r"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("听证 hearing") && err.contains("专家评审 expert_review"), "{err}");
+        assert!(
+            err.contains("听证 hearing") && err.contains("专家评审 expert_review"),
+            "{err}"
+        );
         assert!(matches!(
             parse(&["case", "end-special-procedure", "X"]).unwrap(),
             Command::Case {

@@ -540,16 +540,7 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             approver,
         } => {
             let d = cases.detail(&case).await?;
-            cases
-                .act(
-                    &d,
-                    A::Extend(act::Extend {
-                        days,
-                        reason,
-                        approver,
-                    }),
-                )
-                .await?;
+            cases.act(&d, A::Extend(act::Extend { days, reason, approver })).await?;
             let after = cases.detail(&case).await?;
             if !after.deadline.is_empty() {
                 println!("延期 {days} 个工作日；办理期限至 {}", after.deadline);
