@@ -3,7 +3,7 @@
 //! take. These are clap value parsers, so a word the command does not know is refused before
 //! anything is sent, with a sentence listing what it accepts.
 
-use tongban_domains::case::StateKind;
+use tongban_domains::case::{SpecialProcedureKind, StateKind};
 use tongban_domains::places;
 use tongban_domains::staff::{Post, WindowKind};
 
@@ -17,6 +17,21 @@ pub(crate) fn state(text: &str) -> Result<StateKind, String> {
             .collect();
         format!(
             "没有名为 {text:?} 的办件状态（unknown state）。可用中文或英文：{}",
+            known.join("、")
+        )
+    })
+}
+
+/// A special procedure (特别程序): its Chinese term or its English name (`听证`, `hearing`,
+/// `expert-review`).
+pub(crate) fn special_procedure(text: &str) -> Result<SpecialProcedureKind, String> {
+    SpecialProcedureKind::parse_term(text).ok_or_else(|| {
+        let known: Vec<String> = SpecialProcedureKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.label_zh(), k.as_str()))
+            .collect();
+        format!(
+            "没有名为 {text:?} 的特别程序（unknown special procedure）。可用中文或英文：{}",
             known.join("、")
         )
     })
@@ -68,6 +83,67 @@ mod tests {
         let err = state("受理了").unwrap_err();
         assert!(err.contains("\"受理了\"") && err.contains("已受理 accepted"), "{err}");
         assert!(err.contains("已评价 rated"), "every state is listed: {err}");
+    }
+
+    #[test]
+    fn extension_and_special_procedures_parse() {
+        let Command::Case {
+            command:
+                CaseCommand::Extend {
+                    case,
+                    days,
+                    reason,
+                    approver,
+                },
+            ..
+        } = parse(&[
+            "case",
+            "extend",
+            "441424100-20261127-0001",
+            "--days",
+            "10",
+            "--reason",
+            "需现场核查",
+            "--approver",
+            "陈局长",
+        ])
+        .unwrap()
+        else {
+            panic!("not an extension");
+        };
+        assert_eq!(
+            (case.as_str(), days, reason.as_str(), approver.as_str()),
+            ("441424100-20261127-0001", 10, "需现场核查", "陈局长")
+        );
+        // The reason and the approver are required on the command line already.
+        assert!(parse(&["case", "extend", "X", "--days", "3", "--reason", "r"]).is_err());
+        for (word, kind) in [
+            ("听证", SpecialProcedureKind::Hearing),
+            ("expert-review", SpecialProcedureKind::ExpertReview),
+        ] {
+            let Command::Case {
+                command: CaseCommand::SpecialProcedure { kind: got, reason, .. },
+                ..
+            } = parse(&["case", "special-procedure", "X", "--kind", word, "--reason", "需听证"]).unwrap()
+            else {
+                panic!("not a special procedure");
+            };
+            assert_eq!((got, reason.as_str()), (kind, "需听证"));
+        }
+        let err = parse(&["case", "special-procedure", "X", "--kind", "开会", "--reason", "r"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("听证 hearing") && err.contains("专家评审 expert_review"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse(&["case", "end-special-procedure", "X"]).unwrap(),
+            Command::Case {
+                command: CaseCommand::EndSpecialProcedure { .. },
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -2,21 +2,30 @@
 //! the holder at each tier through the `Cases` service, and replicated so that the village, the
 //! township and the county end with the same case. Also: only the holder moves a case, refused
 //! actions change nothing, and a case submitted while the township is down reaches the county
-//! after reconnection and its decision comes back down to the village.
+//! after reconnection and its decision comes back down to the village. An extension (延期) and a
+//! special procedure each move the deadline the county sees, counted on calendars published for
+//! two years that both stay in force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use tests::catalogue::{self, small_catalogue};
 use tests::pg::county_on_postgres;
 use tests::tree::{self, wait_catalogue};
 use tests::wait::{TIMEOUT, wait_for};
 use tests::{COUNTY, T1, T1_VILLAGES, id, ops, setup};
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use tongban_domains::calendar::ManualClock;
 use tongban_domains::case::{CaseView, StateKind};
 use tongban_domains::config::SyncConfig;
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_domains::store::{CaseRef, StoreLocation};
-use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient};
+use tongban_proto::v1::{
+    self as pb, calendar_client::CalendarClient, calendar_publishing_client::CalendarPublishingClient,
+    case_action as act, cases_client::CasesClient,
+};
 use tongban_testkit::cluster::Cluster;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -638,4 +647,229 @@ async fn not_delegated_case_is_decided_by_the_county_department_and_issued_at_th
     assert_eq!(path, [T1, T1, T1, T1, COUNTY, COUNTY, COUNTY, COUNTY, COUNTY, T1, T1]);
     ops::assert_no_alarms(&cluster, &cluster.ids()).await;
     cluster.stop_all().await;
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// Publishes a one-year calendar file at the county.
+async fn publish_year(cluster: &Cluster, year: i32, version: &str, holidays: &[NaiveDate]) -> pb::CalendarInfo {
+    let listed: Vec<String> = holidays
+        .iter()
+        .map(|d| format!("\"{}\"", d.format("%Y-%m-%d")))
+        .collect();
+    let toml = format!(
+        "name = \"五华县 {year}\"\nversion = \"{version}\"\nfirst_year = {year}\nlast_year = {year}\nholidays = [{}]\n",
+        listed.join(", ")
+    );
+    CalendarPublishingClient::new(ops::admin(cluster, &id(COUNTY)).await)
+        .publish(pb::PublishCalendarRequest {
+            content: toml,
+            format: pb::CalendarFormat::Toml as i32,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("publishing {year} {version}: {s:?}"))
+        .into_inner()
+}
+
+/// Waits until every node of `nodes` shows the calendar years `expected` (year, version) and
+/// all of them count on the same calendar.
+async fn wait_years(cluster: &Cluster, nodes: &[&str], expected: &[(i32, &str)]) {
+    let expected: Vec<(i32, String)> = expected.iter().map(|(y, v)| (*y, (*v).to_owned())).collect();
+    for node in nodes {
+        let client = CalendarClient::new(ops::admin(cluster, &id(node)).await);
+        wait_for(
+            TIMEOUT,
+            &format!("{node} to hold the calendar years {expected:?}"),
+            || {
+                let mut client = client.clone();
+                let expected = expected.clone();
+                async move {
+                    let info = client
+                        .show(pb::ShowCalendarRequest {})
+                        .await
+                        .map_err(|s| s.to_string())?
+                        .into_inner();
+                    let years: Vec<(i32, String)> = info.years.iter().map(|y| (y.year, y.version.clone())).collect();
+                    if years == expected {
+                        Ok(())
+                    } else {
+                        Err(format!("{years:?}"))
+                    }
+                }
+            },
+        )
+        .await;
+    }
+    let at_county = cluster.node(&id(COUNTY)).unwrap().store.calendar().await.unwrap();
+    for node in nodes {
+        let here = cluster.node(&id(node)).unwrap().store.calendar().await.unwrap();
+        assert_eq!(here, at_county, "{node} counts on another calendar than the county");
+    }
+}
+
+/// Waits until the county's `Cases.Get` shows the case with `steps` steps, and returns it.
+async fn county_detail(cluster: &Cluster, case_id: &str, steps: usize) -> pb::CaseDetail {
+    wait_case(cluster, COUNTY, case_id, steps, T1).await;
+    detail_by_admin(cluster, COUNTY, case_id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_and_a_special_procedure_move_the_deadline_seen_at_the_county() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    // The tree on one manual clock at Wednesday 2026-12-23, whatever today is.
+    let ids = vec![id(COUNTY), id(T1), id(T1_VILLAGES[0])];
+    let sync = SyncConfig {
+        max_backoff_secs: 1,
+        ..SyncConfig::default()
+    };
+    let mut cluster = tree::cluster(dir.path(), &ids, Vec::new(), sync).await;
+    let clock = Arc::new(ManualClock::new(date(2026, 12, 23)));
+    cluster.set_clock(clock.clone());
+    tree::start_linked(&mut cluster).await;
+    let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &small_catalogue(), "ext").await;
+    assert_eq!(imported.version, 1);
+    wait_catalogue(&cluster, &ids, 1).await;
+    let cluster = cluster;
+    let everywhere = [COUNTY, T1, T1_VILLAGES[0]];
+
+    // 2026 (Thursday 12-31 off), then 2027 (Friday 01-01 off): both stay in force everywhere.
+    publish_year(&cluster, 2026, "t26.1", &[date(2026, 12, 31)]).await;
+    let info = publish_year(&cluster, 2027, "t27.1", &[date(2027, 1, 1)]).await;
+    assert_eq!(info.years.iter().map(|y| y.year).collect::<Vec<_>>(), vec![2026, 2027]);
+    wait_years(&cluster, &everywhere, &[(2026, "t26.1"), (2027, "t27.1")]).await;
+    // Counted by hand on those two years.
+    let mut off = vec![date(2026, 12, 31), date(2027, 1, 1)];
+    let add = |off: &[NaiveDate], from: NaiveDate, n: i64| {
+        let (mut d, mut left) = (from, n);
+        while left > 0 {
+            d += Duration::days(1);
+            if !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !off.contains(&d) {
+                left -= 1;
+            }
+        }
+        d
+    };
+
+    // Accepted on the spot at the township on 12-23; the promised limit runs into 2027.
+    let mut at_township = clerk(&cluster, T1).await;
+    let receipt = at_township
+        .submit(pb::SubmitCaseRequest {
+            item_code: AUTHORISED.to_owned(),
+            applicant_kind: pb::ApplicantKind::Person as i32,
+            applicant_name: "李明".to_owned(),
+            applicant_id_number: "441424199001011234".to_owned(),
+            applicant_phone: String::new(),
+            accept_on_the_spot: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let case = receipt.case_id.clone();
+    let promised = i64::from(receipt.promised_days);
+    assert!(promised > 0);
+    act_all(&mut at_township, &case, vec![A::StartHandling(act::StartHandling {})]).await;
+    let accepted = date(2026, 12, 23);
+    let detail = county_detail(&cluster, &case, 4).await;
+    let promised_deadline = add(&off, accepted, promised);
+    assert_eq!(detail.deadline, promised_deadline.format("%Y-%m-%d").to_string());
+    assert!(detail.extension.is_none());
+
+    // Bad extensions change nothing and say why.
+    let extend = |days: u32, reason: &str, approver: &str| {
+        A::Extend(act::Extend {
+            days,
+            reason: reason.to_owned(),
+            approver: approver.to_owned(),
+        })
+    };
+    assert_code(
+        try_act(&mut at_township, &case, extend(5, "", "陈镇长")).await,
+        Code::InvalidArgument,
+        &["reason"],
+    );
+    assert_code(
+        try_act(&mut at_township, &case, extend(11, "需现场核查", "陈镇长")).await,
+        Code::InvalidArgument,
+        &["1 至 10 个工作日"],
+    );
+    assert_code(
+        try_act(&mut at_township, &case, extend(5, "需现场核查", "")).await,
+        Code::InvalidArgument,
+        &["负责人"],
+    );
+    // Only the deciding tier extends (the county does not decide an authorised item).
+    assert_code(
+        try_act(
+            &mut clerk(&cluster, COUNTY).await,
+            &case,
+            extend(5, "需现场核查", "陈镇长"),
+        )
+        .await,
+        Code::FailedPrecondition,
+        &["held by"],
+    );
+    assert_eq!(view_at(&cluster, &id(T1), &case).await.unwrap().history.len(), 4);
+
+    // An extension of 5 working days, on 12-24: the county sees the deadline 5 working days on.
+    clock.set_today(date(2026, 12, 24));
+    act_all(&mut at_township, &case, vec![extend(5, "需现场核查", "陈镇长")]).await;
+    let detail = county_detail(&cluster, &case, 5).await;
+    let extended = add(&off, promised_deadline, 5);
+    assert_eq!(detail.deadline, extended.format("%Y-%m-%d").to_string());
+    let extension = detail.extension.expect("the extension at the county");
+    assert_eq!(
+        (
+            extension.days,
+            extension.reason.as_str(),
+            extension.approver.as_str(),
+            extension.at_node.as_str()
+        ),
+        (5, "需现场核查", "陈镇长", T1)
+    );
+    assert_code(
+        try_act(&mut at_township, &case, extend(1, "仍需核查", "陈镇长")).await,
+        Code::FailedPrecondition,
+        &["只能延期一次"],
+    );
+
+    // A hearing from Monday 12-28 to Wednesday 12-30: two working days paused, two days later.
+    clock.set_today(date(2026, 12, 28));
+    act_all(
+        &mut at_township,
+        &case,
+        vec![A::StartSpecialProcedure(act::StartSpecialProcedure {
+            kind: pb::SpecialProcedureKind::Hearing as i32,
+            reason: "需举行听证".to_owned(),
+        })],
+    )
+    .await;
+    let paused = county_detail(&cluster, &case, 6).await;
+    assert_eq!(paused.deadline, "", "no deadline while the clock stands");
+    clock.set_today(date(2026, 12, 30));
+    act_all(
+        &mut at_township,
+        &case,
+        vec![A::EndSpecialProcedure(act::EndSpecialProcedure {})],
+    )
+    .await;
+    let detail = county_detail(&cluster, &case, 7).await;
+    let after_hearing = add(&off, extended, 2);
+    assert_eq!(detail.deadline, after_hearing.format("%Y-%m-%d").to_string());
+    assert_eq!(
+        detail.summary.as_ref().map(|s| s.state),
+        Some(pb::CaseStateKind::Handling as i32)
+    );
+
+    // Republishing 2026 (12-31 a working day again) replaces 2026 only: 01-01 stays off.
+    publish_year(&cluster, 2026, "t26.2", &[]).await;
+    wait_years(&cluster, &everywhere, &[(2026, "t26.2"), (2027, "t27.1")]).await;
+    off.retain(|d| d.year() == 2027);
+    let detail = detail_by_admin(&cluster, COUNTY, &case).await;
+    let recounted = add(&off, add(&off, add(&off, accepted, promised), 5), 2);
+    assert_eq!(detail.deadline, recounted.format("%Y-%m-%d").to_string());
+    assert_ne!(recounted, after_hearing, "2026-12-31 counts again");
+    ops::assert_no_alarms(&cluster, &cluster.ids()).await;
 }

@@ -101,12 +101,20 @@ pub async fn calendar(conn: Connection, action: CalendarAction) -> Result<()> {
         bail!("the node returned no calendar");
     };
     let origin = if info.published {
-        format!("published by the county (event {})", info.published_seq)
+        format!("latest published by the county (event {})", info.published_seq)
     } else {
         "built in (the national 2026 schedule); the county has published none".to_owned()
     };
     println!("{} — version {} — {origin}", c.name, c.version);
-    println!("  years        {}–{}", c.first_year, c.last_year);
+    println!("  年份 years held {}:", info.years.len());
+    for y in &info.years {
+        let from = if y.published_seq == 0 {
+            "内置 built in".to_owned()
+        } else {
+            format!("县发布 event {}", y.published_seq)
+        };
+        println!("    {} 年  {} — version {} — {from}", y.year, y.name, y.version);
+    }
     println!("  holidays     {} (放假): {}", c.holidays.len(), c.holidays.join(" "));
     println!(
         "  working days {} (调休上班): {}",

@@ -5,7 +5,7 @@
 
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
-use tongban_domains::case::{StateKind, WorkStage};
+use tongban_domains::case::{SpecialProcedureKind, StateKind, WorkStage};
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::store::CaseRef;
 use tongban_proto::v1::{self as pb, case_action as act, cases_client::CasesClient, get_case_request};
@@ -102,6 +102,32 @@ pub enum CaseCommand {
     },
     /// Resume a suspended case (恢复).
     Resume { case: String },
+    /// Extend the promised limit (延期, Administrative Licensing Law Art. 42): 1 to 10 working
+    /// days, once per case, in handling or review, with the head's approval.
+    Extend {
+        case: String,
+        /// Working days to add (1–10).
+        #[arg(long)]
+        days: u32,
+        /// Why the decision cannot be made in time (told to the applicant).
+        #[arg(long)]
+        reason: String,
+        /// The head of the organ who approved the extension (负责人).
+        #[arg(long)]
+        approver: String,
+    },
+    /// Start a special procedure not counted in the limit (启动特别程序); pauses the clock.
+    SpecialProcedure {
+        case: String,
+        /// The procedure, in Chinese or English: 听证 hearing, 招标拍卖 tender, 检验检测检疫
+        /// testing, 鉴定 appraisal, 专家评审 expert-review, 公示 publicity, 其他特别程序 other.
+        #[arg(long, value_parser = words::special_procedure)]
+        kind: SpecialProcedureKind,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End the special procedure (结束特别程序); the clock runs again.
+    EndSpecialProcedure { case: String },
     /// Conclude (办结). Defaults to the decision taken (or approval for an immediate item).
     Conclude {
         case: String,
@@ -313,10 +339,16 @@ fn next_steps(state: StateKind) -> &'static [&'static str] {
         S::Received => &["accept", "request-supplement", "refuse"],
         S::SupplementRequested => &["supplement-provided", "refuse"],
         S::Accepted => &["start", "hand-over", "conclude"],
-        S::Handling => &["review", "suspend", "conclude --outcome returned"],
-        S::Review => &["decide", "send-back"],
+        S::Handling => &[
+            "review",
+            "suspend",
+            "special-procedure",
+            "extend",
+            "conclude --outcome returned",
+        ],
+        S::Review => &["decide", "send-back", "special-procedure", "extend"],
         S::Decision => &["conclude", "send-back"],
-        S::SpecialProcedure => &["withdraw"],
+        S::SpecialProcedure => &["end-special-procedure", "withdraw"],
         S::Suspended => &["resume", "conclude --outcome terminated"],
         S::Concluded => &["hand-over", "ready"],
         S::ResultReady => &["issue"],
@@ -501,6 +533,42 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             let d = cases.detail(&case).await?;
             cases.act(&d, A::Resume(act::Resume {})).await?;
         }
+        C::Extend {
+            case,
+            days,
+            reason,
+            approver,
+        } => {
+            let d = cases.detail(&case).await?;
+            cases.act(&d, A::Extend(act::Extend { days, reason, approver })).await?;
+            let after = cases.detail(&case).await?;
+            if !after.deadline.is_empty() {
+                println!("延期 {days} 个工作日；办理期限至 {}", after.deadline);
+            }
+        }
+        C::SpecialProcedure { case, kind, reason } => {
+            let d = cases.detail(&case).await?;
+            cases
+                .act(
+                    &d,
+                    A::StartSpecialProcedure(act::StartSpecialProcedure {
+                        kind: kind.to_wire(),
+                        reason,
+                    }),
+                )
+                .await?;
+            println!("{}：计时暂停，结束后顺延", kind.label_zh());
+        }
+        C::EndSpecialProcedure { case } => {
+            let d = cases.detail(&case).await?;
+            cases
+                .act(&d, A::EndSpecialProcedure(act::EndSpecialProcedure {}))
+                .await?;
+            let after = cases.detail(&case).await?;
+            if !after.deadline.is_empty() {
+                println!("计时恢复；办理期限至 {}", after.deadline);
+            }
+        }
         C::Conclude { case, outcome, reason } => {
             let d = cases.detail(&case).await?;
             let outcome = match outcome {
@@ -682,6 +750,22 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
             String::new()
         }
     );
+    if !detail.deadline.is_empty() {
+        println!("办理期限   {}（按本节点的工作日历，含延期与暂停顺延）", detail.deadline);
+    } else if s.paused {
+        println!("办理期限   计时暂停中，恢复后顺延");
+    }
+    if let Some(e) = &detail.extension {
+        println!(
+            "延期       {} 个工作日，批准人 {}，{} 于 {} {}：{}",
+            e.days,
+            e.approver,
+            e.by,
+            place(&e.at_node),
+            china_time::minute(e.at_unix_ms),
+            e.reason
+        );
+    }
     if s.accepted_window != 0 || s.issued_window != 0 {
         let window = |n: u32| {
             if n == 0 {
@@ -726,11 +810,7 @@ fn show(detail: &pb::CaseDetail) -> Result<()> {
             cell(&format!("{} {}", h.action_label, h.action_name), 28),
             cell(&who(h), 34),
             place(&h.holder),
-            if h.reason.is_empty() {
-                String::new()
-            } else {
-                format!("  （{}）", h.reason)
-            }
+            history_note(h)
         );
     }
     Ok(())
@@ -749,10 +829,66 @@ fn who(h: &pb::CaseHistoryEntry) -> String {
     }
 }
 
+/// What a history row adds after its holder: the reason, and for an extension its days and
+/// approver, for a special procedure its kind.
+fn history_note(h: &pb::CaseHistoryEntry) -> String {
+    let mut parts = Vec::new();
+    match h.action.as_ref().and_then(|a| a.action.as_ref()) {
+        Some(act::Action::Extend(e)) => {
+            parts.push(format!("延期 {} 个工作日，批准人 {}", e.days, e.approver));
+        }
+        Some(act::Action::StartSpecialProcedure(p)) => {
+            if let Ok(kind) = SpecialProcedureKind::from_wire(p.kind, "kind") {
+                parts.push(kind.label_zh().to_owned());
+            }
+        }
+        _ => {}
+    }
+    if !h.reason.is_empty() {
+        parts.push(h.reason.clone());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  （{}）", parts.join("；"))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_rows_show_an_extension_and_a_special_procedure() {
+        let extension = pb::CaseHistoryEntry {
+            action: Some(pb::CaseAction {
+                action: Some(act::Action::Extend(act::Extend {
+                    days: 10,
+                    reason: "需现场核查".into(),
+                    approver: "陈局长".into(),
+                })),
+            }),
+            reason: "需现场核查".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            history_note(&extension),
+            "  （延期 10 个工作日，批准人 陈局长；需现场核查）"
+        );
+        let special = pb::CaseHistoryEntry {
+            action: Some(pb::CaseAction {
+                action: Some(act::Action::StartSpecialProcedure(act::StartSpecialProcedure {
+                    kind: SpecialProcedureKind::Hearing.to_wire(),
+                    reason: "需听证".into(),
+                })),
+            }),
+            reason: "需听证".into(),
+            ..Default::default()
+        };
+        assert_eq!(history_note(&special), "  （听证；需听证）");
+        assert_eq!(history_note(&pb::CaseHistoryEntry::default()), "");
+    }
 
     #[test]
     fn a_refused_step_names_the_state_and_the_steps_that_move_it_on() {

@@ -8,6 +8,8 @@
 //! - working-day arithmetic: [`WorkingCalendar::add_working_days`],
 //!   [`WorkingCalendar::working_days_between`] and the case deadline with extensions and pauses,
 //!   [`WorkingCalendar::deadline`];
+//! - accumulation by year ([`WorkingCalendar::accumulate`]): the calendar in force holds every
+//!   year published, each from the latest publication covering it;
 //! - the [`Clock`] trait with [`SystemClock`] (the date in Asia/Shanghai) and [`ManualClock`]
 //!   (set and advanced by tests and the demo).
 //!
@@ -43,7 +45,7 @@
 pub mod projection;
 pub mod service;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -83,6 +85,10 @@ pub struct WorkingCalendar {
     source: String,
     first_year: i32,
     last_year: i32,
+    /// The years whose holidays are known: `first_year..=last_year` for a calendar read from a
+    /// file; for one accumulated from several publications ([`WorkingCalendar::accumulate`]) the
+    /// years held, which may have gaps.
+    held_years: BTreeSet<i32>,
     holidays: BTreeSet<NaiveDate>,
     /// The holidays that fall Monday–Friday: the ones that actually remove a working day.
     weekday_holidays: BTreeSet<NaiveDate>,
@@ -239,6 +245,7 @@ impl WorkingCalendar {
             source: String::new(),
             first_year: 0,
             last_year: -1,
+            held_years: BTreeSet::new(),
             holidays: BTreeSet::new(),
             weekday_holidays: BTreeSet::new(),
             adjusted_working_days: BTreeSet::new(),
@@ -374,6 +381,7 @@ impl WorkingCalendar {
             source: file.source,
             first_year: file.first_year,
             last_year: file.last_year,
+            held_years: (file.first_year..=file.last_year).collect(),
             weekday_holidays: holidays.iter().copied().filter(|d| !is_weekend(*d)).collect(),
             holidays,
             adjusted_working_days: adjusted,
@@ -393,15 +401,94 @@ impl WorkingCalendar {
         &self.source
     }
 
-    /// The covered years, inclusive; `first > last` for [`WorkingCalendar::weekdays_only`].
+    /// The covered years, inclusive; `first > last` for [`WorkingCalendar::weekdays_only`]. An
+    /// accumulated calendar may not hold every year in between ([`WorkingCalendar::held_years`]).
     pub fn years(&self) -> (i32, i32) {
         (self.first_year, self.last_year)
     }
 
-    /// Whether the file's holiday lists are complete for `date`'s year. Outside, the calendar is
-    /// plain Monday–Friday (plus any listed dates).
+    /// The years whose holidays this calendar knows, in order.
+    pub fn held_years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.held_years.iter().copied()
+    }
+
+    /// Whether the holiday lists are complete for `date`'s year. Outside, the calendar is plain
+    /// Monday–Friday (plus any listed dates).
     pub fn covers(&self, date: NaiveDate) -> bool {
-        (self.first_year..=self.last_year).contains(&date.year())
+        self.held_years.contains(&date.year())
+    }
+
+    /// The calendar in force after `publications`, given oldest first: each year comes from the
+    /// latest publication covering it, so publishing year Y replaces year Y only and every other
+    /// year stays as it was. The second value says where each year held comes from.
+    ///
+    /// A listed date belongs to the year of the publication that lists it: its own year, or,
+    /// for a date in the month next to the years a file covers (a cross-year 元旦 schedule), the
+    /// covered year next to it (December 2018 in the 2019 file belongs to 2019). A date listed in
+    /// two years held (a 2019 file's 2018-12-29 and the 2018 file) is what the later
+    /// publication says. Name, version and source are the latest publication's. Pure: the same
+    /// publications in the same order give the same calendar at every node.
+    ///
+    /// ```text
+    /// 2026 (v1), then 2027 (v1)  → 2026 from the first, 2027 from the second
+    /// then 2026 again (v2)       → 2026 from v2, 2027 unchanged
+    /// ```
+    pub fn accumulate<'a>(
+        publications: impl IntoIterator<Item = (Option<u64>, &'a WorkingCalendar)>,
+    ) -> (WorkingCalendar, Vec<HeldYear>) {
+        let publications: Vec<(Option<u64>, &WorkingCalendar)> = publications.into_iter().collect();
+        // The publication each year comes from: the last one covering it.
+        let mut owner: BTreeMap<i32, usize> = BTreeMap::new();
+        for (i, (_, calendar)) in publications.iter().enumerate() {
+            for year in calendar.held_years() {
+                owner.insert(year, i);
+            }
+        }
+        let (Some((&first_year, _)), Some((&last_year, _)), Some((_, latest))) =
+            (owner.first_key_value(), owner.last_key_value(), publications.last())
+        else {
+            return (WorkingCalendar::weekdays_only(), Vec::new());
+        };
+        // Each listed date of each publication still in force for the year it belongs to; a
+        // later publication overwrites an earlier one's word on the same date.
+        let mut listed: BTreeMap<NaiveDate, bool> = BTreeMap::new();
+        for (i, (_, calendar)) in publications.iter().enumerate() {
+            let in_force = |d: &NaiveDate| {
+                let year = d.year().clamp(calendar.first_year, calendar.last_year);
+                owner.get(&year) == Some(&i)
+            };
+            for d in calendar.holidays.iter().filter(|d| in_force(d)) {
+                listed.insert(*d, true);
+            }
+            for d in calendar.adjusted_working_days.iter().filter(|d| in_force(d)) {
+                listed.insert(*d, false);
+            }
+        }
+        let holidays: BTreeSet<NaiveDate> = listed.iter().filter(|(_, h)| **h).map(|(d, _)| *d).collect();
+        let held = owner
+            .iter()
+            .map(|(&year, &i)| {
+                let (seq, calendar) = publications[i];
+                HeldYear {
+                    year,
+                    name: calendar.name.clone(),
+                    version: calendar.version.clone(),
+                    published_seq: seq,
+                }
+            })
+            .collect();
+        let calendar = WorkingCalendar {
+            name: latest.name.clone(),
+            version: latest.version.clone(),
+            source: latest.source.clone(),
+            first_year,
+            last_year,
+            held_years: owner.keys().copied().collect(),
+            weekday_holidays: holidays.iter().copied().filter(|d| !is_weekend(*d)).collect(),
+            holidays,
+            adjusted_working_days: listed.iter().filter(|(_, h)| !**h).map(|(d, _)| *d).collect(),
+        };
+        (calendar, held)
     }
 
     /// The 放假 dates, in order (weekend ones included).
@@ -549,6 +636,17 @@ impl WorkingCalendar {
             .collect();
         self.deadline(start, limit_days, extension_days, &closed)
     }
+}
+
+/// Where one year of an accumulated calendar comes from ([`WorkingCalendar::accumulate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldYear {
+    pub year: i32,
+    /// The name and version of the publication the year comes from.
+    pub name: String,
+    pub version: String,
+    /// The county event that published it; `None` for the built-in schedule.
+    pub published_seq: Option<u64>,
 }
 
 /// A stretch of time when a case's clock stood still: `[from, until)`, or open (`until` is
@@ -850,6 +948,110 @@ mod tests {
         assert_eq!(c.deadline(d(2026, 2, 12), 5, 0, &[]), Some(d(2026, 2, 26)));
         let cny = PausedInterval::closed(d(2026, 2, 13), d(2026, 2, 25));
         assert_eq!(c.deadline(d(2026, 2, 12), 5, 0, &[cny]), Some(d(2026, 3, 2)));
+    }
+
+    /// A one-year calendar with these holidays and adjusted working days.
+    fn year(y: i32, version: &str, holidays: &[NaiveDate], adjusted: &[NaiveDate]) -> WorkingCalendar {
+        WorkingCalendar::new(
+            format!("{y} 年"),
+            version,
+            y,
+            y,
+            holidays.iter().copied(),
+            adjusted.iter().copied(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn calendars_accumulate_by_year() {
+        // 2026: Thursday 12-31 made a holiday; 2027: Friday 01-01 (元旦) a holiday and Saturday
+        // 01-09 a working day.
+        let y2026 = year(2026, "2026.1", &[d(2026, 12, 31)], &[]);
+        let y2027 = year(2027, "2027.1", &[d(2027, 1, 1)], &[d(2027, 1, 9)]);
+        let (both, held) = WorkingCalendar::accumulate([(Some(1), &y2026), (Some(2), &y2027)]);
+        assert_eq!(both.held_years().collect::<Vec<_>>(), vec![2026, 2027]);
+        assert_eq!(both.years(), (2026, 2027));
+        assert!(both.covers(d(2026, 6, 1)) && both.covers(d(2027, 6, 1)) && !both.covers(d(2028, 1, 3)));
+        assert_eq!(
+            held.iter()
+                .map(|h| (h.year, h.version.as_str(), h.published_seq))
+                .collect::<Vec<_>>(),
+            vec![(2026, "2026.1", Some(1)), (2027, "2027.1", Some(2))]
+        );
+        assert_eq!(both.version(), "2027.1", "named after the latest publication");
+        // Counting from Wednesday 2026-12-30 across the year: 12-31 and 01-01 are holidays,
+        // 01-02/03 a weekend; Monday 01-04 is the first working day, and the 调休 Saturday 01-09
+        // is the sixth.
+        assert!(!both.is_working_day(d(2026, 12, 31)) && !both.is_working_day(d(2027, 1, 1)));
+        assert_eq!(both.add_working_days(d(2026, 12, 30), 1), d(2027, 1, 4));
+        assert_eq!(both.add_working_days(d(2026, 12, 30), 6), d(2027, 1, 9));
+        assert_eq!(both.working_days_between(d(2026, 12, 30), d(2027, 1, 9)), 6);
+        assert_eq!(both.deadline(d(2026, 12, 30), 5, 1, &[]), Some(d(2027, 1, 9)));
+        // Either alone knows only its own year.
+        assert_eq!(y2026.add_working_days(d(2026, 12, 30), 1), d(2027, 1, 1));
+        assert_eq!(y2027.add_working_days(d(2026, 12, 30), 1), d(2026, 12, 31));
+
+        // Republishing 2026 replaces 2026 only: 12-31 is a working day again, 2027 unchanged.
+        let y2026b = year(2026, "2026.2", &[d(2026, 12, 24)], &[]);
+        let (again, held) = WorkingCalendar::accumulate([(Some(1), &y2026), (Some(2), &y2027), (Some(3), &y2026b)]);
+        assert!(again.is_working_day(d(2026, 12, 31)) && !again.is_working_day(d(2026, 12, 24)));
+        assert!(!again.is_working_day(d(2027, 1, 1)) && again.is_working_day(d(2027, 1, 9)));
+        assert_eq!(
+            held.iter().map(|h| (h.year, h.version.as_str())).collect::<Vec<_>>(),
+            vec![(2026, "2026.2"), (2027, "2027.1")]
+        );
+        assert_eq!(again.version(), "2026.2");
+        // The same publications give the same calendar whatever was superseded.
+        let (direct, _) = WorkingCalendar::accumulate([(Some(2), &y2027), (Some(3), &y2026b)]);
+        assert_eq!(
+            direct.holidays().collect::<Vec<_>>(),
+            again.holidays().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            direct.adjusted_working_days().collect::<Vec<_>>(),
+            again.adjusted_working_days().collect::<Vec<_>>()
+        );
+        // A file covering two years replaces both; nothing published, nothing held.
+        let span = WorkingCalendar::new("跨年", "x.1", 2026, 2027, [], []).unwrap();
+        let (spanned, held) = WorkingCalendar::accumulate([(Some(1), &y2026), (Some(2), &y2027), (Some(4), &span)]);
+        assert!(spanned.is_working_day(d(2026, 12, 31)) && spanned.is_working_day(d(2027, 1, 1)));
+        assert!(held.iter().all(|h| h.version == "x.1"));
+        let (none, held) = WorkingCalendar::accumulate([]);
+        assert!(held.is_empty() && none.held_years().next().is_none());
+    }
+
+    #[test]
+    fn a_date_next_to_the_covered_years_belongs_to_the_file_that_lists_it() {
+        // The 2019 notice made Saturday 2018-12-29 a working day and 12-30/31 holidays; a 2018
+        // file published before it knew nothing of them.
+        let y2018 = year(2018, "2018.1", &[d(2018, 10, 1)], &[]);
+        let y2019 = WorkingCalendar::new(
+            "2019",
+            "2019.1",
+            2019,
+            2019,
+            [d(2018, 12, 31), d(2019, 1, 1)],
+            [d(2018, 12, 29)],
+        )
+        .unwrap();
+        let (cal, _) = WorkingCalendar::accumulate([(Some(1), &y2018), (Some(2), &y2019)]);
+        assert!(cal.is_working_day(d(2018, 12, 29)) && !cal.is_working_day(d(2018, 12, 31)));
+        assert!(!cal.is_working_day(d(2018, 10, 1)), "2018's own holidays stay");
+        // Republishing 2019 without the December dates takes them away with it.
+        let y2019b = year(2019, "2019.2", &[d(2019, 1, 1)], &[]);
+        let (cal, _) = WorkingCalendar::accumulate([(Some(1), &y2018), (Some(2), &y2019), (Some(3), &y2019b)]);
+        assert!(!cal.is_working_day(d(2018, 12, 29)) && cal.is_working_day(d(2018, 12, 31)));
+        // Where two years held speak of one date, the later publication says what it is.
+        let y2018b = year(2018, "2018.2", &[d(2018, 12, 28), d(2018, 12, 29)], &[]);
+        let y2019c = WorkingCalendar::new("2019", "2019.3", 2019, 2019, [], [d(2018, 12, 29)]).unwrap();
+        let (cal, _) = WorkingCalendar::accumulate([(Some(1), &y2019c), (Some(2), &y2018b)]);
+        assert!(!cal.is_working_day(d(2018, 12, 28)) && !cal.is_working_day(d(2018, 12, 29)));
+        let (cal, _) = WorkingCalendar::accumulate([(Some(1), &y2018b), (Some(2), &y2019c)]);
+        assert!(cal.is_working_day(d(2018, 12, 29)));
+        // The result is itself a valid calendar file.
+        let back = WorkingCalendar::parse_json(&cal.to_json().unwrap()).unwrap();
+        assert_eq!(back.holidays().collect::<Vec<_>>(), cal.holidays().collect::<Vec<_>>());
     }
 
     #[test]

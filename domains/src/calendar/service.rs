@@ -44,6 +44,16 @@ fn info(c: &CalendarInForce) -> pb::CalendarInfo {
         calendar: Some(calendar_to_wire(&c.calendar)),
         published: c.published_seq.is_some(),
         published_seq: c.published_seq.unwrap_or_default(),
+        years: c
+            .years
+            .iter()
+            .map(|y| pb::CalendarYear {
+                year: y.year,
+                name: y.name.clone(),
+                version: y.version.clone(),
+                published_seq: y.published_seq.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

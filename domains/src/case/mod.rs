@@ -40,6 +40,7 @@
 //! | handling | submit for review | review | decider |
 //! | handling, review | start special procedure | special procedure ⏸ | decider |
 //! | handling, review | suspend | suspended ⏸ | decider |
+//! | handling, review | extend (延期: 1–10 working days, reason, approver; once per case) | the same state, the deadline moved | decider |
 //! | special procedure | end special procedure | the stage it paused | decider |
 //! | suspended | resume | the stage it paused | decider |
 //! | suspended | conclude terminated | concluded | decider |
@@ -74,10 +75,10 @@ pub use model::{
     SpecialProcedureKind, StateKind, WorkStage,
 };
 pub use rules::{
-    MAX_REASON_CHARS, Refusal, RefusalCode, SealLabel, Transition, check_seal, decide, decider, required_seal,
-    tiers_for,
+    MAX_APPROVER_CHARS, MAX_EXTENSION_DAYS, MAX_EXTENSIONS, MAX_REASON_CHARS, Refusal, RefusalCode, SealLabel,
+    Transition, check_seal, decide, decider, required_seal, tiers_for,
 };
-pub use view::{CaseView, DecisionRecord, PauseInterval, RatingRecord, StageRecord, Submission};
+pub use view::{CaseView, DecisionRecord, ExtensionRecord, PauseInterval, RatingRecord, StageRecord, Submission};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

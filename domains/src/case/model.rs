@@ -305,6 +305,15 @@ pub enum CaseAction {
         reason: String,
     },
     EndSpecialProcedure,
+    /// Extends the promised limit (延期, Administrative Licensing Law Art. 42) by `days` working
+    /// days, counted on from the deadline on the calendar in force. Approved by the head of the
+    /// deciding organ, named in `approver`; the reason is required and is told to the applicant.
+    /// Once per case, at most `MAX_EXTENSION_DAYS` days (see `rules`).
+    Extend {
+        days: u32,
+        reason: String,
+        approver: String,
+    },
     /// Suspends (中止); reason required.
     Suspend {
         reason: String,
@@ -363,6 +372,7 @@ impl CaseAction {
             CaseAction::SendBack { .. } => ActionKind::SendBack,
             CaseAction::StartSpecialProcedure { .. } => ActionKind::StartSpecialProcedure,
             CaseAction::EndSpecialProcedure => ActionKind::EndSpecialProcedure,
+            CaseAction::Extend { .. } => ActionKind::Extend,
             CaseAction::Suspend { .. } => ActionKind::Suspend,
             CaseAction::Resume => ActionKind::Resume,
             CaseAction::HandOver { .. } => ActionKind::HandOver,
@@ -392,6 +402,7 @@ labelled_enum! {
         SendBack = "send_back", "退回";
         StartSpecialProcedure = "start_special_procedure", "启动特别程序";
         EndSpecialProcedure = "end_special_procedure", "结束特别程序";
+        Extend = "extend", "延期";
         Suspend = "suspend", "中止";
         Resume = "resume", "恢复";
         HandOver = "hand_over", "移交";

@@ -32,6 +32,17 @@ use crate::staff::StaffStamp;
 /// Longest reason, in characters, a clerk may give.
 pub const MAX_REASON_CHARS: usize = 2000;
 
+/// The most working days one extension (延期) may add: Administrative Licensing Law Art. 42, "经
+/// 本行政机关负责人批准，可以延长十日" (the domain notes: "an extension of 10 days needs the
+/// head's approval"); Art. 82 counts the law's limits in working days.
+pub const MAX_EXTENSION_DAYS: u32 = 10;
+
+/// How many extensions a case may have: Art. 42 grants one, and the domain notes know no other.
+pub const MAX_EXTENSIONS: usize = 1;
+
+/// Longest approver's name, in characters, an extension may record.
+pub const MAX_APPROVER_CHARS: usize = 100;
+
 /// Why an action was refused. Nothing changes when an action is refused.
 ///
 /// Each variant maps to one gRPC status code ([`Refusal::code`]).
@@ -97,6 +108,11 @@ pub enum Refusal {
     /// (the sentence names who may). → `PERMISSION_DENIED`.
     #[error("{0}")]
     Post(String),
+    /// A case may be extended once (Art. 42) and this one was. → `FAILED_PRECONDITION`.
+    #[error(
+        "本办件已延期 {days} 个工作日（批准人 {approver}），依行政许可法第四十二条只能延期一次，不能再次延期：请在延长后的期限内作出决定；需要听证、检验、鉴定、专家评审等不计入时限的程序时，启动特别程序"
+    )]
+    AlreadyExtended { days: u32, approver: String },
 }
 
 /// A seal type shown with its Chinese name in refusals.
@@ -139,7 +155,8 @@ impl Refusal {
             | Refusal::WrongHandOver { .. }
             | Refusal::NotImmediate { .. }
             | Refusal::OutcomeMismatch { .. }
-            | Refusal::StaleCatalogue { .. } => RefusalCode::FailedPrecondition,
+            | Refusal::StaleCatalogue { .. }
+            | Refusal::AlreadyExtended { .. } => RefusalCode::FailedPrecondition,
             Refusal::WrongTier { .. } | Refusal::WrongRole { .. } | Refusal::Post(_) => RefusalCode::PermissionDenied,
             Refusal::MissingReason { .. } | Refusal::Invalid { .. } => RefusalCode::InvalidArgument,
         }
@@ -196,6 +213,7 @@ pub const fn tiers_for(action: ActionKind, delegation: DelegationMode) -> &'stat
         | A::SendBack
         | A::StartSpecialProcedure
         | A::EndSpecialProcedure
+        | A::Extend
         | A::Suspend
         | A::Resume => match decider(delegation) {
             Tier::Township => TOWNSHIP,
@@ -289,6 +307,7 @@ fn reason_of(action: &CaseAction) -> Option<String> {
         CaseAction::RefuseAcceptance { reason }
         | CaseAction::SendBack { reason, .. }
         | CaseAction::StartSpecialProcedure { reason, .. }
+        | CaseAction::Extend { reason, .. }
         | CaseAction::Suspend { reason }
         | CaseAction::Withdraw { reason }
         | CaseAction::Decide { reason, .. } => reason.clone(),
@@ -325,6 +344,42 @@ fn require_reason(action: ActionKind, reason: &str) -> Result<(), Refusal> {
     } else {
         Ok(())
     }
+}
+
+/// Checks an extension's days and approver, and that the case has not been extended already.
+fn check_extension(case: &CaseView, days: u32, approver: &str) -> Result<(), Refusal> {
+    let invalid = |field: &'static str, message: String| Refusal::Invalid {
+        action: ActionKind::Extend,
+        field,
+        message,
+    };
+    if days == 0 || days > MAX_EXTENSION_DAYS {
+        return Err(invalid(
+            "days",
+            format!(
+                "延期天数须为 1 至 {MAX_EXTENSION_DAYS} 个工作日（行政许可法第四十二条：经本行政机关负责人批准，可以延长十日），不能是 {days}"
+            ),
+        ));
+    }
+    if approver.trim().is_empty() {
+        return Err(invalid("approver", "须写明批准延期的本行政机关负责人的姓名".to_owned()));
+    }
+    if approver.chars().count() > MAX_APPROVER_CHARS {
+        return Err(invalid(
+            "approver",
+            format!("批准人姓名不能超过 {MAX_APPROVER_CHARS} 个字符"),
+        ));
+    }
+    let extensions = case.extensions();
+    if extensions.len() >= MAX_EXTENSIONS
+        && let Some(first) = extensions.first()
+    {
+        return Err(Refusal::AlreadyExtended {
+            days: first.days,
+            approver: first.approver.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn check_materials(materials: &[String]) -> Result<(), Refusal> {
@@ -499,6 +554,17 @@ fn next(case: &CaseView, action: &CaseAction) -> Result<(CaseState, NodeId), Ref
                 kind: *procedure,
                 resume_to: work_stage(&case.state),
             })
+        }
+        // An extension is granted while the deciding tier works on the case: in handling or
+        // review, the stages that run the processing clock there (tiers_for keeps it to the
+        // decider). Not in `accepted`: nobody there has taken the case up yet (an entrusted case
+        // may still be on its way to the county), and starting to handle it costs nothing. Not
+        // once decided (the processing clock has stopped) nor while paused (the clock stands;
+        // extend after it restarts).
+        (S::Handling | S::Review, A::Extend { days, reason, approver }) => {
+            require_reason(kind, reason)?;
+            check_extension(case, *days, approver)?;
+            stay(case.state.clone())
         }
         (S::Handling | S::Review, A::Suspend { reason }) => {
             require_reason(kind, reason)?;

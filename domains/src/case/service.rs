@@ -237,7 +237,8 @@ impl cases_server::Cases for CasesApi {
             None => return Err(Status::invalid_argument("give a case_id or a case_number")),
         };
         let view = self.view(&key).await?;
-        Ok(Response::new(wire::detail(&view)))
+        let in_force = self.store.calendar().await.map_err(status)?;
+        Ok(Response::new(wire::detail(&view, &in_force.calendar)))
     }
 
     async fn list(&self, request: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {

@@ -565,6 +565,7 @@ enum Act {
     SendBackReview,
     StartSpecial,
     EndSpecial,
+    Extend,
     Suspend,
     Resume,
     HandOver,
@@ -595,6 +596,7 @@ const ACTS: &[Act] = &[
     Act::SendBackReview,
     Act::StartSpecial,
     Act::EndSpecial,
+    Act::Extend,
     Act::Suspend,
     Act::Resume,
     Act::HandOver,
@@ -653,6 +655,11 @@ impl Act {
                 reason: why(),
             },
             Act::EndSpecial => CaseAction::EndSpecialProcedure,
+            Act::Extend => CaseAction::Extend {
+                days: MAX_EXTENSION_DAYS,
+                reason: why(),
+                approver: "陈局长".to_owned(),
+            },
             Act::Suspend => CaseAction::Suspend { reason: why() },
             Act::Resume => CaseAction::Resume,
             Act::HandOver => CaseAction::HandOver {
@@ -751,6 +758,7 @@ const LEGAL: &[(St, Act, StateKind, Who, Guard)] = &[
     (S::Handling, A::SubmitForReview, K::Review, W::Decider, Always),
     (S::Handling, A::StartSpecial, K::SpecialProcedure, W::Decider, Always),
     (S::Handling, A::Suspend, K::Suspended, W::Decider, Always),
+    (S::Handling, A::Extend, K::Handling, W::Decider, Always),
     (S::Handling, A::ConcludeReturned, K::Concluded, W::Decider, Always),
     (S::Handling, A::ConcludeTerminated, K::Concluded, W::Decider, Always),
     (S::Handling, A::Withdraw, K::Concluded, W::TownshipOrCounty, Always),
@@ -758,6 +766,7 @@ const LEGAL: &[(St, Act, StateKind, Who, Guard)] = &[
     (S::Review, A::SendBackHandling, K::Handling, W::Decider, Always),
     (S::Review, A::StartSpecial, K::SpecialProcedure, W::Decider, Always),
     (S::Review, A::Suspend, K::Suspended, W::Decider, Always),
+    (S::Review, A::Extend, K::Review, W::Decider, Always),
     (S::Review, A::ConcludeReturned, K::Concluded, W::Decider, Always),
     (S::Review, A::ConcludeTerminated, K::Concluded, W::Decider, Always),
     (S::Review, A::Withdraw, K::Concluded, W::TownshipOrCounty, Always),
@@ -1224,6 +1233,117 @@ fn supplement_special_procedure_and_suspension_pause_the_clock() {
     );
     assert!(!f.view.paused);
     assert_eq!(f.view.outcome.as_ref().map(Outcome::as_str), Some("terminated"));
+}
+
+fn extend(days: u32, reason: &str, approver: &str) -> CaseAction {
+    CaseAction::Extend {
+        days,
+        reason: reason.to_owned(),
+        approver: approver.to_owned(),
+    }
+}
+
+#[test]
+fn an_extension_is_recorded_once_with_its_days_reason_and_approver() {
+    let mode = DelegationMode::Entrusted;
+    let category = Category::GovernmentService;
+    let mut f = Flow::open(TOWNSHIP, terms(mode, category, false));
+    f.step(TOWNSHIP, CaseAction::Receive)
+        .step(TOWNSHIP, accept(mode, category, false));
+    // Not before handling, and never by the township for an entrusted item.
+    assert!(matches!(
+        f.refuse(TOWNSHIP, extend(5, "需现场核查", "陈局长")),
+        Refusal::WrongTier {
+            action: ActionKind::Extend,
+            ..
+        }
+    ));
+    f.step(TOWNSHIP, hand_over(COUNTY));
+    assert_eq!(
+        f.refuse(COUNTY, extend(5, "需现场核查", "陈局长")),
+        Refusal::IllegalTransition {
+            from: StateKind::Accepted,
+            action: ActionKind::Extend
+        }
+    );
+    f.step(COUNTY, CaseAction::StartHandling);
+    // The reason, the days (1 to 10) and the approver are all required.
+    let missing = f.refuse(COUNTY, extend(5, "  ", "陈局长"));
+    assert_eq!(
+        missing,
+        Refusal::MissingReason {
+            action: ActionKind::Extend
+        }
+    );
+    assert_eq!(missing.code(), RefusalCode::InvalidArgument);
+    for days in [0, MAX_EXTENSION_DAYS + 1, u32::MAX] {
+        let r = f.refuse(COUNTY, extend(days, "需现场核查", "陈局长"));
+        assert!(matches!(r, Refusal::Invalid { field: "days", .. }), "{days}: {r:?}");
+        assert_eq!(r.code(), RefusalCode::InvalidArgument);
+        assert!(r.to_string().contains("延期天数须为 1 至 10 个工作日"), "{r}");
+        assert!(r.to_string().contains(&format!("不能是 {days}")), "{r}");
+    }
+    let r = f.refuse(COUNTY, extend(5, "需现场核查", " "));
+    assert!(matches!(r, Refusal::Invalid { field: "approver", .. }), "{r:?}");
+    assert!(r.to_string().contains("负责人的姓名"), "{r}");
+    let r = f.refuse(COUNTY, extend(5, "需现场核查", &"陈".repeat(MAX_APPROVER_CHARS + 1)));
+    assert!(matches!(r, Refusal::Invalid { field: "approver", .. }), "{r:?}");
+    assert!(f.view.extensions().is_empty() && f.view.extension_days() == 0);
+
+    f.step(COUNTY, extend(MAX_EXTENSION_DAYS, "需现场核查", "陈局长"));
+    assert_eq!(f.state(), StateKind::Handling, "an extension keeps the state");
+    assert!(!f.view.paused);
+    let step = f.view.history.last().unwrap();
+    assert_eq!(step.reason.as_deref(), Some("需现场核查"));
+    assert_eq!(step.action.kind(), ActionKind::Extend);
+    let extensions = f.view.extensions();
+    assert_eq!(extensions.len(), 1);
+    assert_eq!(
+        (
+            extensions[0].days,
+            extensions[0].approver.as_str(),
+            extensions[0].at_node.as_str()
+        ),
+        (10, "陈局长", COUNTY)
+    );
+    assert_eq!(f.view.case_clock().extension_days, 10);
+
+    // Once per case, in review too.
+    f.step(COUNTY, CaseAction::SubmitForReview);
+    let again = f.refuse(COUNTY, extend(1, "仍需核查", "陈局长"));
+    assert_eq!(
+        again,
+        Refusal::AlreadyExtended {
+            days: 10,
+            approver: "陈局长".to_owned()
+        }
+    );
+    assert_eq!(again.code(), RefusalCode::FailedPrecondition);
+    assert!(again.to_string().contains("只能延期一次"), "{again}");
+    // Not once decided, nor while paused.
+    f.step(
+        COUNTY,
+        CaseAction::StartSpecialProcedure {
+            kind: SpecialProcedureKind::Testing,
+            reason: "送检".to_owned(),
+        },
+    );
+    assert!(matches!(
+        f.refuse(COUNTY, extend(1, "仍需核查", "陈局长")),
+        Refusal::IllegalTransition {
+            from: StateKind::SpecialProcedure,
+            ..
+        }
+    ));
+    f.step(COUNTY, CaseAction::EndSpecialProcedure)
+        .step(COUNTY, decide_approve(seal_for(mode, category)));
+    assert!(matches!(
+        f.refuse(COUNTY, extend(1, "仍需核查", "陈局长")),
+        Refusal::IllegalTransition {
+            from: StateKind::Decision,
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -78,6 +78,20 @@ pub struct RatingRecord {
     pub at_ms: u64,
 }
 
+/// An extension of the promised limit (延期), as the case's history records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRecord {
+    /// Working days added to the promised limit.
+    pub days: u32,
+    pub reason: String,
+    /// The head of the organ who approved it.
+    pub approver: String,
+    /// Who recorded it, where and when.
+    pub by: String,
+    pub at_node: NodeId,
+    pub at_ms: u64,
+}
+
 /// A stretch of time the promised-time clock stood still.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseInterval {
@@ -291,6 +305,29 @@ impl CaseView {
         Ok(t)
     }
 
+    /// The extensions granted (延期), oldest first, read from the history.
+    pub fn extensions(&self) -> Vec<ExtensionRecord> {
+        self.history
+            .iter()
+            .filter_map(|r| match &r.action {
+                CaseAction::Extend { days, reason, approver } => Some(ExtensionRecord {
+                    days: *days,
+                    reason: reason.clone(),
+                    approver: approver.clone(),
+                    by: r.by.clone(),
+                    at_node: r.at_node.clone(),
+                    at_ms: r.at_ms,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Working days the extensions add to the promised limit.
+    pub fn extension_days(&self) -> u32 {
+        self.extensions().iter().fold(0u32, |sum, e| sum.saturating_add(e.days))
+    }
+
     /// The stretches the clock stood still, oldest first (the last may still be open).
     pub fn pause_intervals(&self) -> Vec<PauseInterval> {
         let mut out: Vec<PauseInterval> = Vec::new();
@@ -322,7 +359,7 @@ impl CaseView {
     /// - `decided`: the decision that yields a result to hand over — the recorded decision, or
     ///   the conclusion of an immediate item; returned, withdrawn, terminated and not-accepted
     ///   cases have none (nothing to issue) and only stop the other clocks.
-    /// - `extension_days` is 0: the workflow has no extension step yet.
+    /// - `extension_days`: the working days every extension granted (延期) adds.
     pub fn case_clock(&self) -> CaseClock {
         let day = local_date;
         let decided = self.decision.as_ref().map(|d| d.at_ms).or(match self.outcome {
@@ -341,7 +378,7 @@ impl CaseView {
             received: day(self.received_ms.unwrap_or(self.submitted_ms)),
             accepted: self.accepted_ms.map(day),
             promised_days: self.terms.promised_days,
-            extension_days: 0,
+            extension_days: self.extension_days(),
             paused,
             currently_paused: self.paused,
             decided: decided.map(day),
@@ -350,8 +387,8 @@ impl CaseView {
         }
     }
 
-    /// The processing deadline on `calendar`: the promised limit counted from acceptance, pushed
-    /// back by every paused working day. `None` before acceptance and while paused (the day the
+    /// The processing deadline on `calendar`: the promised limit plus any extension counted from
+    /// acceptance, pushed back by every paused working day. `None` before acceptance and while paused (the day the
     /// clock restarts is not known yet).
     pub fn deadline(&self, calendar: &WorkingCalendar) -> Option<NaiveDate> {
         let clock = self.case_clock();
@@ -451,5 +488,62 @@ mod clock_tests {
         assert!(clock.decided.is_none() && !clock.concluded);
         // 03-05, 03-06 and 03-09 were paused working days: three days later.
         assert_eq!(view.deadline(&cal), Some(d(3, 12)));
+    }
+
+    #[test]
+    fn an_extension_moves_the_deadline_and_the_warnings_by_working_days() {
+        use crate::case::warnings::{WarningLevel, WarningRule, WarningThresholds, evaluate};
+        let here = NodeId::new(TOWNSHIP).unwrap();
+        let submission = Submission {
+            id: CaseId::new(&here, 1, 2),
+            number: CaseNumber::new(&here, d(3, 2), 2).unwrap(),
+            terms: terms(),
+            applicant: ApplicantSummary {
+                kind: ApplicantKind::Person,
+                name: "李明".to_owned(),
+                id_masked: String::new(),
+                phone: None,
+            },
+        };
+        let mut view = CaseView::open(submission, &actor(at(3, 2))).unwrap();
+        let cal = WorkingCalendar::china_2026().unwrap();
+        view.act(&CaseAction::Receive, &actor(at(3, 2))).unwrap();
+        view.act(&CaseAction::Accept { terms: terms() }, &actor(at(3, 2)))
+            .unwrap();
+        view.act(&CaseAction::StartHandling, &actor(at(3, 3))).unwrap();
+        assert_eq!(view.deadline(&cal), Some(d(3, 9)), "5 working days after Monday 03-02");
+        let thresholds = WarningThresholds::default();
+        let processing = |view: &CaseView, today| {
+            evaluate(&view.case_clock(), today, &cal, &thresholds)
+                .into_iter()
+                .find(|w| w.rule == WarningRule::Processing)
+                .map(|w| (w.level, w.working_days_left, w.deadline))
+        };
+        assert_eq!(
+            processing(&view, d(3, 10)),
+            Some((WarningLevel::Red, -1, d(3, 9))),
+            "past the promised limit without an extension"
+        );
+        let extend = CaseAction::Extend {
+            days: 5,
+            reason: "需现场核查".to_owned(),
+            approver: "陈局长".to_owned(),
+        };
+        view.act(&extend, &actor(at(3, 6))).unwrap();
+        // Five working days on from Monday 03-09, over the weekend of 03-14/15.
+        assert_eq!(view.deadline(&cal), Some(d(3, 16)));
+        assert_eq!(view.deadline(&cal), Some(cal.add_working_days(d(3, 9), 5)));
+        assert_eq!(processing(&view, d(3, 10)), Some((WarningLevel::None, 4, d(3, 16))));
+        assert_eq!(processing(&view, d(3, 13)), Some((WarningLevel::Yellow, 1, d(3, 16))));
+        assert_eq!(processing(&view, d(3, 16)), Some((WarningLevel::Yellow, 0, d(3, 16))));
+        assert_eq!(processing(&view, d(3, 17)), Some((WarningLevel::Red, -1, d(3, 16))));
+        // A pause after the extension pushes the extended deadline back as well.
+        let special = CaseAction::StartSpecialProcedure {
+            kind: SpecialProcedureKind::Testing,
+            reason: "送检".to_owned(),
+        };
+        view.act(&special, &actor(at(3, 10))).unwrap();
+        view.act(&CaseAction::EndSpecialProcedure, &actor(at(3, 12))).unwrap();
+        assert_eq!(view.deadline(&cal), Some(d(3, 18)), "03-10 and 03-11 were paused");
     }
 }

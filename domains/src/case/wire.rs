@@ -18,6 +18,7 @@ use super::model::{
 };
 use super::rules::{Transition, required_seal};
 use super::view::{CaseView, StageRecord, Submission};
+use crate::calendar::WorkingCalendar;
 use crate::catalogue::{Category, DelegationMode, ModelError, SealType};
 use crate::ids::NodeId;
 
@@ -272,6 +273,11 @@ pub fn action_to_wire(action: &CaseAction) -> pb::CaseAction {
             }))
         }
         CaseAction::EndSpecialProcedure => Some(W::EndSpecialProcedure(act::EndSpecialProcedure {})),
+        CaseAction::Extend { days, reason, approver } => Some(W::Extend(act::Extend {
+            days: *days,
+            reason: reason.clone(),
+            approver: approver.clone(),
+        })),
         CaseAction::Suspend { reason } => Some(W::Suspend(act::Suspend { reason: reason.clone() })),
         CaseAction::Resume => Some(W::Resume(act::Resume {})),
         CaseAction::HandOver { to } => Some(W::HandOver(act::HandOver { to: to.to_string() })),
@@ -340,6 +346,13 @@ pub fn action_from_wire_with(
             reason: a.reason,
         },
         W::EndSpecialProcedure(_) => CaseAction::EndSpecialProcedure,
+        W::Extend(a) => CaseAction::Extend {
+            days: a.days,
+            reason: a.reason,
+            // Kept as sent (the record is re-checked at every replica); blank is refused by
+            // the rules, not here.
+            approver: a.approver,
+        },
         W::Suspend(a) => CaseAction::Suspend { reason: a.reason },
         W::Resume(_) => CaseAction::Resume,
         W::HandOver(a) => CaseAction::HandOver {
@@ -544,8 +557,9 @@ fn history_entry(r: &StageRecord) -> pb::CaseHistoryEntry {
     }
 }
 
-/// A case in full: summary, terms, applicant, history, decision, outcome, seal and rating.
-pub fn detail(view: &CaseView) -> pb::CaseDetail {
+/// A case in full: summary, terms, applicant, history, decision, outcome, seal, rating, the
+/// extension, and the deadline counted on `calendar` (the one in force where it is read).
+pub fn detail(view: &CaseView, calendar: &WorkingCalendar) -> pb::CaseDetail {
     let outcome_reason = match (&view.state, &view.outcome) {
         (CaseState::NotAccepted { reason }, _) => reason.clone(),
         (_, Some(outcome)) => outcome.reason().unwrap_or_default().to_owned(),
@@ -567,6 +581,18 @@ pub fn detail(view: &CaseView) -> pb::CaseDetail {
         issued_seal: view.issued_seal.map(SealType::to_wire).unwrap_or_default(),
         rating: view.rating.as_ref().map(|r| r.level.to_wire()).unwrap_or_default(),
         rating_defaulted: view.rating.as_ref().is_some_and(|r| r.defaulted),
+        deadline: view
+            .deadline(calendar)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        extension: view.extensions().first().map(|e| pb::CaseExtension {
+            days: e.days,
+            reason: e.reason.clone(),
+            approver: e.approver.clone(),
+            by: e.by.clone(),
+            at_node: e.at_node.to_string(),
+            at_unix_ms: e.at_ms as i64,
+        }),
     }
 }
 
@@ -627,6 +653,11 @@ mod tests {
                 reason: "需专家评审".to_owned(),
             },
             CaseAction::EndSpecialProcedure,
+            CaseAction::Extend {
+                days: 10,
+                reason: "需现场核查，二十日内不能作出决定".to_owned(),
+                approver: "陈局长".to_owned(),
+            },
             CaseAction::Suspend {
                 reason: "诉讼中".to_owned(),
             },

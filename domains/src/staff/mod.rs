@@ -222,6 +222,7 @@ pub fn post_allows(post: Post, action: ActionKind) -> bool {
                 | A::SendBack
                 | A::StartSpecialProcedure
                 | A::EndSpecialProcedure
+                | A::Extend
                 | A::Suspend
                 | A::Resume
                 | A::HandOver
