@@ -268,6 +268,15 @@ async fn posts_limit_steps_and_every_step_names_the_person() {
         ]
     );
 
+    let detail = CasesClient::new(ops::admin(&cluster, &id(COUNTY)).await)
+        .get(pb::GetCaseRequest {
+            key: Some(pb::get_case_request::Key::CaseId(case.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.decision_by, "李四（审批人员）");
+
     // The register names approver and stamper by name and number.
     let entries = SealsClient::new(ops::admin(&cluster, &id(COUNTY)).await)
         .list_entries(pb::ListSealEntriesRequest {

@@ -7,6 +7,7 @@
 //! files in daily box runs between the county and its townships ([`boxes`]).
 
 mod boxes;
+mod people;
 mod week;
 
 use std::collections::BTreeMap;
@@ -214,6 +215,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     week::run(&cluster).await.context("the working week of cases")?;
     boxes::run(&cluster).await.context("the daily box runs")?;
+    let hall_item = people::run(&cluster).await.context("the service hall's people")?;
     println!("demo finished in {:.1?}", started.elapsed());
 
     if args.keep {
@@ -232,6 +234,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             layout.key_path(&admin).display()
         );
         println!("  tongban status; tongban catalogue list --query 宅基地");
+        people::tour(&cluster, &dir.join("pki"), &hall_item)?;
         for id in ids.iter().filter(|id| id.tier() != Tier::County).take(3) {
             println!("  {id} listens on https://{}", cluster.addr(id)?);
         }

@@ -51,17 +51,18 @@ pub enum StaffAction {
     },
     /// The staff of this node, or of a node below it.
     List {
-        /// A node's name or code; this node when omitted.
+        /// A centre's name or code (水寨镇); this node when omitted.
         #[arg(long, value_parser = crate::words::place)]
-        node: Option<String>,
+        place: Option<String>,
         /// Members who have left as well.
         #[arg(long)]
         all: bool,
     },
     /// The windows of this node, or of a node below it.
     Windows {
+        /// A centre's name or code; this node when omitted.
         #[arg(long, value_parser = crate::words::place)]
-        node: Option<String>,
+        place: Option<String>,
     },
 }
 
@@ -111,13 +112,13 @@ pub async fn run(conn: Connection, action: StaffAction) -> Result<()> {
                 .into_inner();
             println!("已设立：{}", window_line(&put));
         }
-        StaffAction::List { node, all } => {
+        StaffAction::List { place: centre, all } => {
             let mut token = String::new();
             let mut count = 0;
             loop {
                 let page = client
                     .list_staff(pb::ListStaffRequest {
-                        node: node.clone().unwrap_or_default(),
+                        node: centre.clone().unwrap_or_default(),
                         page_size: 0,
                         page_token: token,
                         include_inactive: all,
@@ -140,12 +141,12 @@ pub async fn run(conn: Connection, action: StaffAction) -> Result<()> {
                 println!("名册中还没有人员；用 tongban staff put 登记（先用 tongban staff window 设立窗口）");
             }
         }
-        StaffAction::Windows { node } => {
+        StaffAction::Windows { place: centre } => {
             let mut token = String::new();
             loop {
                 let page = client
                     .list_windows(pb::ListWindowsRequest {
-                        node: node.clone().unwrap_or_default(),
+                        node: centre.clone().unwrap_or_default(),
                         page_size: 0,
                         page_token: token,
                     })
@@ -205,4 +206,48 @@ fn window_line(w: &pb::ServiceWindow) -> String {
         if w.label.is_empty() { "-" } else { &w.label },
         if w.open { "" } else { "  （已关闭）" }
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::ops::{OperatorCommand as Command, parse};
+
+    #[test]
+    fn posts_and_window_kinds_are_taken_in_chinese_or_english() {
+        let Command::Staff {
+            action: StaffAction::Put { posts, window, .. },
+            ..
+        } = parse(&[
+            "staff",
+            "put",
+            "--staff-no",
+            "S01",
+            "--name",
+            "赵六",
+            "--post",
+            "印章管理员",
+            "--post",
+            "window-clerk",
+            "--window",
+            "3",
+        ])
+        .unwrap()
+        else {
+            panic!("not a staff put");
+        };
+        assert_eq!(posts, [Post::SealKeeper, Post::WindowClerk]);
+        assert_eq!(window, Some(3));
+        let Command::Staff {
+            action: StaffAction::Window { kind, .. },
+            ..
+        } = parse(&["staff", "window", "--number", "2", "--kind", "综合受理窗口"]).unwrap()
+        else {
+            panic!("not a staff window");
+        };
+        assert_eq!(kind, WindowKind::Comprehensive);
+        let unknown = parse(&["staff", "put", "--staff-no", "X", "--name", "x", "--post", "局长"]).unwrap_err();
+        assert!(unknown.to_string().contains("中心主任"), "{unknown}");
+    }
 }

@@ -575,7 +575,10 @@ pub fn detail(view: &CaseView, calendar: &WorkingCalendar) -> pb::CaseDetail {
         decision_approved: decision.is_some_and(|d| d.approved),
         decision_reason: decision.and_then(|d| d.reason.clone()).unwrap_or_default(),
         decision_seal: decision.map(|d| d.seal.to_wire()).unwrap_or_default(),
-        decision_by: decision.map(|d| d.by.clone()).unwrap_or_default(),
+        // The approver by name and post when the deciding node keeps a roster.
+        decision_by: decision
+            .map(|d| d.staff.as_ref().map(|s| s.to_string()).unwrap_or_else(|| d.by.clone()))
+            .unwrap_or_default(),
         decision_at_node: decision.map(|d| d.at_node.to_string()).unwrap_or_default(),
         outcome_reason,
         issued_seal: view.issued_seal.map(SealType::to_wire).unwrap_or_default(),
