@@ -2208,7 +2208,10 @@ async fn document_ids_are_given_per_case_and_one_registered_to_another_case_is_r
     assert_eq!((reply.recorded, reply.refused), (0, 1), "{reply:#?}");
     let message = &reply.outcomes[0].message;
     assert!(
-        message.contains(&format!("材料编号 {d01} 已登记在办件 {first} 名下")) && message.contains("下一步"),
+        message.contains(&format!(
+            "材料编号 {d01} 已登记在办件 {} 名下，不能再登记给办件 {}",
+            assigned.case_number, other.case_number
+        )) && message.contains("下一步"),
         "{message}"
     );
     assert_eq!(events_stored(&cluster, T1).await, events_before, "nothing recorded");

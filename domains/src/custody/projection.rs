@@ -507,26 +507,26 @@ impl RegisteredDocument {
     }
 }
 
-/// Why registering `wanted` under `document_id`, already registered as `earlier`, is refused:
-/// the id belongs to another case (registering it would merge two cases' paper), or to another
-/// paper of the same case. `None` when it is the same paper of the same case again, which is
-/// recorded as before and changes nothing (the register keeps the first registration).
-fn registration_clash(document_id: &str, earlier: &RegisteredDocument, wanted: &RegisteredDocument) -> Option<String> {
+/// How registering `wanted` under an id already registered as `earlier` clashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clash {
+    /// The id belongs to another case: registering it would merge two cases' paper.
+    AnotherCase,
+    /// The id belongs to another paper of the same case.
+    AnotherPaper,
+}
+
+/// Whether registering `wanted` under an id already registered as `earlier` is refused. `None`
+/// when it is the same paper of the same case again, which is recorded as before and changes
+/// nothing (the register keeps the first registration).
+fn registration_clash(earlier: &RegisteredDocument, wanted: &RegisteredDocument) -> Option<Clash> {
     if earlier.case_id != wanted.case_id {
-        return Some(format!(
-            "材料编号 {document_id} 已登记在办件 {} 名下，不能再登记给办件 {}，什么也没有改变；\
-             下一步：不带 --doc 重新登记，由系统给这份材料分配新编号并打印标签",
-            earlier.case_id, wanted.case_id
-        ));
+        Some(Clash::AnotherCase)
+    } else if earlier != wanted {
+        Some(Clash::AnotherPaper)
+    } else {
+        None
     }
-    if earlier != wanted {
-        return Some(format!(
-            "材料编号 {document_id} 已登记为办件 {} 的另一份材料（{}，{} 页），什么也没有改变；\
-             下一步：不带 --doc 重新登记，由系统给这份材料分配新编号并打印标签",
-            earlier.case_id, earlier.title, earlier.pages
-        ));
-    }
-    None
 }
 
 /// What [`Store::next_document_id`] assigns: the case (id and receipt number) and the id its next
@@ -703,9 +703,10 @@ impl Store {
                     Some(earlier) => Some(earlier.clone()),
                     None => self.registered_document(&doc.document_id).await?,
                 };
-                if let Some(reason) =
-                    earlier.and_then(|earlier| registration_clash(&doc.document_id, &earlier, &wanted))
+                if let Some(earlier) = earlier
+                    && let Some(clash) = registration_clash(&earlier, &wanted)
                 {
+                    let reason = self.clash_sentence(&doc.document_id, &earlier, &wanted, clash).await?;
                     outcomes.push((id, ScanResult::Refused(reason)));
                     continue;
                 }
@@ -738,6 +739,40 @@ impl Store {
             self.author(events).await?;
         }
         Ok(outcomes)
+    }
+
+    /// The sentence refusing a registration that clashes with an earlier one, naming the cases
+    /// by their receipt numbers where this node knows them (by id otherwise).
+    async fn clash_sentence(
+        &self,
+        document_id: &str,
+        earlier: &RegisteredDocument,
+        wanted: &RegisteredDocument,
+        clash: Clash,
+    ) -> Result<String, StoreError> {
+        let next = "下一步：不带 --doc 重新登记，由系统给这份材料分配新编号并打印标签";
+        let earlier_case = self.case_label(&earlier.case_id).await?;
+        Ok(match clash {
+            Clash::AnotherCase => format!(
+                "材料编号 {document_id} 已登记在办件 {earlier_case} 名下，不能再登记给办件 {}，什么也没有改变；{next}",
+                self.case_label(&wanted.case_id).await?
+            ),
+            Clash::AnotherPaper => format!(
+                "材料编号 {document_id} 已登记为办件 {earlier_case} 的另一份材料（{}，{} 页），什么也没有改变；{next}",
+                earlier.title, earlier.pages
+            ),
+        })
+    }
+
+    /// A case as a clerk reads it: its receipt number when this node knows the case, else its id.
+    async fn case_label(&self, case_id: &str) -> Result<String, StoreError> {
+        let Ok(id) = case_id.parse::<crate::case::CaseId>() else {
+            return Ok(case_id.to_owned());
+        };
+        Ok(match self.case(&CaseRef::Id(id)).await? {
+            Some(view) => view.number.to_string(),
+            None => case_id.to_owned(),
+        })
     }
 
     /// The document `document_id` as registered here, if it is.
