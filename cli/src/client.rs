@@ -141,6 +141,14 @@ impl NodeAnswer {
                 ("节点内部错误", "请把这条信息和时间告诉系统管理员，节点日志中有详情")
             }
         };
+        // A node that knows the next step better than the code does says it after 下一步：.
+        let (said, said_next) = match said.split_once("下一步：") {
+            Some((what, step)) if !step.trim().is_empty() => (
+                what.trim_end_matches(['；', ';', ' ', '\n']),
+                Some(step.trim().to_owned()),
+            ),
+            _ => (said, None),
+        };
         let what = if said.is_empty() {
             format!("{head}（节点 {node}）")
         } else {
@@ -148,7 +156,7 @@ impl NodeAnswer {
         };
         NodeAnswer {
             what,
-            next: next.unwrap_or_else(|| step.to_owned()),
+            next: next.or(said_next).unwrap_or_else(|| step.to_owned()),
         }
     }
 }
@@ -198,6 +206,16 @@ mod tests {
         let text = answer(Status::unavailable("tcp connect error: Connection refused"));
         assert!(text.starts_with("无法连接节点 https://127.0.0.1:7100："), "{text}");
         assert!(text.contains("connection refused") && text.contains("--node"), "{text}");
+    }
+
+    #[test]
+    fn a_node_may_give_the_next_step() {
+        let status = Status::invalid_argument("基本编码 050009005000 对应 2 个实施事项；下一步：改用实施编码");
+        let text = answer(status);
+        assert_eq!(
+            text,
+            "输入有误：基本编码 050009005000 对应 2 个实施事项\n下一步：改用实施编码"
+        );
     }
 
     #[test]

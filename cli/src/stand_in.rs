@@ -60,6 +60,12 @@ impl Custody for FakeNode {
         }
         Ok(Response::new(response))
     }
+    async fn next_document_id(
+        &self,
+        _: Request<pb::NextDocumentIdRequest>,
+    ) -> Result<Response<pb::NextDocumentIdResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
     async fn where_is(&self, _: Request<pb::WhereIsRequest>) -> Result<Response<pb::WhereIsResponse>, Status> {
         Err(Status::unimplemented("stand-in"))
     }

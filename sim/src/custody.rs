@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tongban_courier::{Device, ScanIds};
-use tongban_domains::case::CaseId;
-use tongban_domains::custody::model::{DocumentInfo, DocumentKind, Scan};
+use tongban_domains::case::{CaseId, CaseNumber};
+use tongban_domains::custody::model::{DocumentInfo, DocumentKind, Scan, document_id, document_seq};
 use tongban_domains::ids::NodeId;
 use tongban_domains::pki::Principal;
 use tongban_proto::v1 as pb;
@@ -178,7 +178,7 @@ impl Custody {
         township: &NodeId,
         rng: &mut StdRng,
         now_ms: i64,
-        cases: &[CaseId],
+        cases: &[(CaseId, CaseNumber)],
         cut: bool,
     ) -> Result<Vec<Upload>, String> {
         let county = self.county.clone();
@@ -222,11 +222,17 @@ impl Custody {
         // A clerk at the township registers the papers of a case it holds now and then: they
         // wait there for the box (the next trip out packs every document at its origin).
         if !cases.is_empty() && rng.random_bool(0.5) {
-            let case = &cases[rng.random_range(0..cases.len())];
-            let doc = format!(
-                "doc-{township}-{}",
-                self.runs.get(township).map(|r| r.documents.len() + 1).unwrap_or(1)
-            );
+            let (case, number) = &cases[rng.random_range(0..cases.len())];
+            // The id the node assigns (`Custody.NextDocumentId`): the case's next paper.
+            let number = number.to_string();
+            let registered = self
+                .runs
+                .values()
+                .flat_map(|r| r.documents.keys())
+                .filter_map(|d| document_seq(&number, d))
+                .max()
+                .unwrap_or(0);
+            let doc = document_id(&number, registered + 1);
             let at = self.next_time(now_ms);
             let desk = desk_key(township);
             self.desk(&desk)?.scan(pb::Scan {

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use tongban_domains::calendar::{ManualClock, WorkingCalendar};
 use tongban_domains::case::projection::CaseFilter;
-use tongban_domains::case::{ApplicantKind, ApplicantSummary, CaseAction, CaseId, ItemTerms, StateKind};
+use tongban_domains::case::{ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseNumber, ItemTerms, StateKind};
 use tongban_domains::catalogue::{
     Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, SealType, WindowType,
 };
@@ -171,7 +171,7 @@ struct Driver<'a> {
     /// Cases each township held at the last agreement, oldest first.
     held: BTreeMap<NodeId, Vec<CaseId>>,
     /// The same, kept whole: documents are registered for them.
-    cases_of: BTreeMap<NodeId, Vec<CaseId>>,
+    cases_of: BTreeMap<NodeId, Vec<(CaseId, CaseNumber)>>,
     custody: Custody,
     /// Scans to upload again once the tree agrees: (node, desk, scans).
     echoes: Vec<(NodeId, String, Vec<Scan>)>,
@@ -793,14 +793,15 @@ impl<'a> Driver<'a> {
                                     .filter(|c| !matches!(c.state.kind(), StateKind::Concluded))
                                     .collect();
                                 open.sort_by_key(|c| std::cmp::Reverse(c.number.to_string()));
-                                open.into_iter().map(|c| c.id).collect::<Vec<_>>()
+                                open.into_iter().map(|c| (c.id, c.number)).collect::<Vec<_>>()
                             })
                             .unwrap_or_default()
                     })
                 })?
                 .unwrap_or_default();
-            self.cases_of.insert(t.clone(), held.clone());
-            self.held.insert(t, held);
+            self.held
+                .insert(t.clone(), held.iter().map(|(id, _)| id.clone()).collect());
+            self.cases_of.insert(t, held);
         }
         self.echo()
     }

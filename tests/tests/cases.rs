@@ -873,3 +873,169 @@ async fn an_extension_and_a_special_procedure_move_the_deadline_seen_at_the_coun
     assert_ne!(recounted, after_hearing, "2026-12-31 counts again");
     ops::assert_no_alarms(&cluster, &cluster.ids()).await;
 }
+
+/// A county and township 1 holding the test catalogue plus two variants of one basic code
+/// (临时救助, 急难型 and 支出型, both for every township), a third basic code with one variant,
+/// and a penalty delegated to every township.
+async fn county_and_township_with_variants(dir: &std::path::Path) -> Cluster {
+    use tongban_domains::catalogue::{Category, DelegationMode, ItemType};
+    let ids = vec![id(COUNTY), id(T1)];
+    let mut cluster = tree::cluster(dir, &ids, Vec::new(), SyncConfig::default()).await;
+    tree::start_linked(&mut cluster).await;
+    let relief = |code: &str, name: &str| {
+        let mut item = catalogue::county_item(code, "050009005000", name);
+        item.item_type = ItemType::Benefit;
+        item.category = Category::PublicService;
+        catalogue::delegate(item, DelegationMode::Entrusted, None)
+    };
+    let mut penalty = catalogue::delegate(
+        catalogue::county_item("T-PENALTY", "000102001000", "对违法占用耕地建房的处罚"),
+        DelegationMode::Authorised,
+        None,
+    );
+    penalty.item_type = ItemType::Penalty;
+    let mut items = small_catalogue();
+    items.extend([
+        relief("050009005000-1-01", "临时救助（急难型）"),
+        relief("050009005000-1-02", "临时救助（支出型）"),
+        penalty,
+    ]);
+    let imported = catalogue::import(ops::admin(&cluster, &id(COUNTY)).await, &items, "variants").await;
+    assert_eq!(imported.version, 1);
+    wait_catalogue(&cluster, &ids, 1).await;
+    cluster
+}
+
+/// Cases at the township, read at the county through `Cases.List`.
+async fn cases_listed(cluster: &Cluster) -> usize {
+    CasesClient::new(ops::admin(cluster, &id(COUNTY)).await)
+        .list(pb::ListCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .cases
+        .len()
+}
+
+async fn try_submit(client: &mut CasesClient<Channel>, item: &str) -> Result<pb::CaseReceipt, Status> {
+    client
+        .submit(pb::SubmitCaseRequest {
+            item_code: item.to_owned(),
+            applicant_kind: pb::ApplicantKind::Person as i32,
+            applicant_name: "李明".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_basic_code_is_refused_with_its_variants_and_an_implementation_code_chooses_one() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = county_and_township_with_variants(dir.path()).await;
+    let mut at_township = clerk(&cluster, T1).await;
+
+    // The basic code two variants share names neither: refused, listing both, nothing opened.
+    let refused = try_submit(&mut at_township, "050009005000").await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{}", refused.message());
+    for part in [
+        "临时救助（急难型）（实施编码 050009005000-1-01）",
+        "临时救助（支出型）（实施编码 050009005000-1-02）",
+        "下一步",
+    ] {
+        assert!(refused.message().contains(part), "{part} not in {}", refused.message());
+    }
+    // GetItem likewise.
+    let mut catalogue_at_t1 = pb::catalogue_client::CatalogueClient::new(ops::admin(&cluster, &id(T1)).await);
+    let get = catalogue_at_t1
+        .get_item(pb::GetItemRequest {
+            code: "050009005000".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), Code::InvalidArgument, "{}", get.message());
+    assert!(get.message().contains("050009005000-1-02"), "{}", get.message());
+
+    // The implementation code chooses the variant.
+    let receipt = try_submit(&mut at_township, "050009005000-1-02").await.unwrap();
+    assert_eq!(receipt.item_name, "临时救助（支出型）");
+    let detail = detail_by_admin(&cluster, T1, &receipt.case_id).await;
+    assert_eq!(detail.summary.unwrap().implementation_code, "050009005000-1-02");
+    // A basic code with one variant still works, at intake and in GetItem.
+    let single = try_submit(&mut at_township, "000201001000").await.unwrap();
+    assert_eq!(single.item_name, "农村村民住宅用地审批");
+    let one = catalogue_at_t1
+        .get_item(pb::GetItemRequest {
+            code: "000201001000".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.item.unwrap().implementation_code, "T-ALL");
+
+    // The list finds both variants by the basic code they share, with their implementation codes.
+    let listed = catalogue_at_t1
+        .list_items(pb::ListItemsRequest {
+            query: "050009005000".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let codes: Vec<&str> = listed.items.iter().map(|i| i.implementation_code.as_str()).collect();
+    assert_eq!(codes, ["050009005000-1-01", "050009005000-1-02"]);
+    let too_long = catalogue_at_t1
+        .list_items(pb::ListItemsRequest {
+            query: "临".repeat(101),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.code(), Code::InvalidArgument);
+
+    wait_for(TIMEOUT, "the two cases at the county", || async {
+        match cases_listed(&cluster).await {
+            2 => Ok(()),
+            n => Err(format!("{n} cases")),
+        }
+    })
+    .await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_penalty_is_not_taken_as_an_application() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = county_and_township_with_variants(dir.path()).await;
+    let mut at_township = clerk(&cluster, T1).await;
+
+    for code in ["T-PENALTY", "000102001000"] {
+        let refused = try_submit(&mut at_township, code).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::FailedPrecondition,
+            "{code}: {}",
+            refused.message()
+        );
+        assert!(
+            refused.message().starts_with("行政处罚事项不受理群众申请") && refused.message().contains("下一步"),
+            "{}",
+            refused.message()
+        );
+    }
+    // It stays in the list, so the township sees what it was delegated.
+    let shown = pb::catalogue_client::CatalogueClient::new(ops::admin(&cluster, &id(T1)).await)
+        .get_item(pb::GetItemRequest {
+            code: "T-PENALTY".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(shown.item.unwrap().item_type, pb::ItemType::Penalty as i32);
+    // Nothing was opened: an application after the refusals is the first case of the day.
+    let receipt = try_submit(&mut at_township, "T-ALL").await.unwrap();
+    assert!(receipt.case_number.ends_with("-0001"), "{receipt:?}");
+    cluster.stop_all().await;
+}

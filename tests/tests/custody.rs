@@ -2161,3 +2161,119 @@ async fn the_county_decides_after_the_originals_arrive_when_the_item_requires_th
     );
     cluster.stop_all().await;
 }
+
+/// `Custody.NextDocumentId` for `case` at `node`, asked by that node's clerk.
+async fn next_document_id(cluster: &Cluster, node: &str, case: &str) -> pb::NextDocumentIdResponse {
+    custody_as(cluster, node, &clerk(node))
+        .await
+        .next_document_id(pb::NextDocumentIdRequest { case: case.to_owned() })
+        .await
+        .unwrap_or_else(|s| panic!("NextDocumentId at {node}: {s:?}"))
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_ids_are_given_per_case_and_one_registered_to_another_case_is_refused() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = custody_tree(dir.path(), false).await;
+    let t0 = base_ms();
+    let first = submit_case(&cluster, T1).await;
+    let second = submit_case(&cluster, T1).await;
+    let mut desk = Device::desk(T1, "desk-ids");
+
+    // The node gives the case's papers their ids: <receipt number>-D01, -D02, …
+    let assigned = next_document_id(&cluster, T1, &first).await;
+    assert_eq!(assigned.case_id, first);
+    assert_eq!(assigned.document_id, format!("{}-D01", assigned.case_number));
+    let d01 = assigned.document_id.clone();
+    let registration = desk.register_document(t0, document(&d01, &first, DocumentKind::Original, "户口簿原件"));
+    upload_recorded(&cluster, T1, &desk.principal, vec![registration]).await;
+    // By receipt number as well as by id; the next one follows.
+    let d02 = next_document_id(&cluster, T1, &assigned.case_number).await.document_id;
+    assert_eq!(d02, format!("{}-D02", assigned.case_number));
+    let other = next_document_id(&cluster, T1, &second).await;
+    assert!(
+        other.document_id.ends_with("-D01") && other.document_id != d01,
+        "{other:?}"
+    );
+
+    // D01 of the first case named for the second case: refused, nothing recorded or changed.
+    let events_before = events_stored(&cluster, T1).await;
+    let clash = desk.register_document(
+        t0 + MINUTE,
+        document(&d01, &second, DocumentKind::Original, "身份证复印件"),
+    );
+    let reply = upload(&cluster, T1, &desk.principal, vec![clash]).await;
+    assert_eq!((reply.recorded, reply.refused), (0, 1), "{reply:#?}");
+    let message = &reply.outcomes[0].message;
+    assert!(
+        message.contains(&format!(
+            "材料编号 {d01} 已登记在办件 {} 名下，不能再登记给办件 {}",
+            assigned.case_number, other.case_number
+        )) && message.contains("下一步"),
+        "{message}"
+    );
+    assert_eq!(events_stored(&cluster, T1).await, events_before, "nothing recorded");
+    let found = document_whereabouts(&cluster, T1, &d01).await;
+    assert_eq!(
+        found.location.unwrap().case_id,
+        first,
+        "the document stays with its case"
+    );
+    assert!(
+        try_where_is(&cluster, T1, Target::CaseId(second.clone()))
+            .await
+            .is_err(),
+        "the second case has no paper"
+    );
+    // Another paper of the same case under the same id is refused too.
+    let other_paper = desk.register_document(
+        t0 + 2 * MINUTE,
+        document(&d01, &first, DocumentKind::Copy, "结婚证复印件"),
+    );
+    let reply = upload(&cluster, T1, &desk.principal, vec![other_paper]).await;
+    assert_eq!(reply.refused, 1, "{reply:#?}");
+    // Within one upload, the second registration of an id for another case is refused alone.
+    let both = vec![
+        desk.register_document(
+            t0 + 3 * MINUTE,
+            document(&d02, &first, DocumentKind::Original, "申请表"),
+        ),
+        desk.register_document(
+            t0 + 4 * MINUTE,
+            document(&d02, &second, DocumentKind::Original, "申请表"),
+        ),
+    ];
+    let reply = upload(&cluster, T1, &desk.principal, both).await;
+    let results: Vec<i32> = reply.outcomes.iter().map(|o| o.result).collect();
+    assert_eq!(
+        results,
+        [Outcome::Recorded as i32, Outcome::Refused as i32],
+        "{reply:#?}"
+    );
+
+    // The same paper registered again to the same case is recorded as before and changes nothing.
+    let again = desk.register_document(
+        t0 + 5 * MINUTE,
+        document(&d01, &first, DocumentKind::Original, "户口簿原件"),
+    );
+    upload_recorded(&cluster, T1, &desk.principal, vec![again]).await;
+    assert_eq!(
+        whereabouts_of_case(&cluster, T1, &first).await,
+        [d01.clone(), d02.clone()]
+    );
+    // The county holds the same register.
+    wait_case_documents(&cluster, COUNTY, &first, 2).await;
+    assert_eq!(whereabouts_of_case(&cluster, COUNTY, &first).await, [d01, d02]);
+}
+
+/// The ids of the documents `WhereIs(case)` lists at `node`.
+async fn whereabouts_of_case(cluster: &Cluster, node: &str, case_id: &str) -> Vec<String> {
+    try_where_is(cluster, node, Target::CaseId(case_id.to_owned()))
+        .await
+        .unwrap_or_else(|s| panic!("WhereIs at {node}: {s:?}"))
+        .into_iter()
+        .filter_map(|o| o.location.map(|l| l.object_id))
+        .collect()
+}

@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use tongban_courier::Device;
 use tongban_domains::calendar::{ManualClock, shanghai_date};
+use tongban_domains::custody::document_id;
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::pki::Principal;
 use tongban_proto::v1::{
@@ -771,8 +772,10 @@ impl<'a> BoxRuns<'a> {
             if case.result.is_some() || !papers_in {
                 continue;
             }
+            // The result certificate is the case's next paper, numbered as the node assigns.
+            let registered = self.papers.iter().filter(|p| p.case == ci).count() as u32;
             let paper = Paper {
-                id: format!("RES-{}", case.number),
+                id: document_id(&case.number, registered + 1),
                 case: ci,
                 kind: DocumentKind::ResultCertificate,
                 title: if approved {
@@ -1780,7 +1783,7 @@ fn plan_papers(cases: &[CaseRef]) -> Vec<Paper> {
                 (title, kind)
             };
             papers.push(Paper {
-                id: format!("DOC-{}-{}", case.number, j + 1),
+                id: document_id(&case.number, j as u32 + 1),
                 case: ci,
                 kind,
                 title: title.to_owned(),

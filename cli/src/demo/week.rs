@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{Datelike, NaiveDate, Weekday};
 use tongban_domains::calendar::{ManualClock, WorkingCalendar, shanghai_date};
 use tongban_domains::case::StateKind;
-use tongban_domains::catalogue::SealType;
+use tongban_domains::catalogue::{ItemType, SealType};
 use tongban_domains::ids::{NodeId, Tier};
 use tongban_domains::node::NodeHandle;
 use tongban_domains::pki::Principal;
@@ -1209,7 +1209,9 @@ async fn shelf(channel: Channel, node: &NodeId) -> Result<BTreeMap<i32, Vec<pb::
             .with_context(|| format!("listing the catalogue at {node}"))?
             .into_inner();
         for item in page.items {
-            if !item.immediate && item.promised_days > 0 {
+            // Penalties, inspections and the like are not applied for: no clerk opens a case.
+            let applied_for = ItemType::from_wire(item.item_type, "item_type").is_ok_and(|k| k.accepts_applications());
+            if !item.immediate && item.promised_days > 0 && applied_for {
                 shelf.entry(item.delegation).or_default().push(item);
             }
         }

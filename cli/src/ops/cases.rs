@@ -19,7 +19,8 @@ use crate::words;
 pub enum CaseCommand {
     /// Open a case at this node for an item and print the applicant's receipt.
     Submit {
-        /// The item's basic item code or implementation code.
+        /// The item's implementation code (实施编码, one variant), or its basic code (基本编码)
+        /// when only one variant is taken here; `tongban catalogue list --query` lists both.
         item: String,
         /// The applicant's name (person or organisation).
         #[arg(long)]

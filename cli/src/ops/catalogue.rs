@@ -9,6 +9,8 @@ use tongban_proto::v1::{
     self as pb, catalogue_client::CatalogueClient, catalogue_publishing_client::CataloguePublishingClient,
 };
 
+use tongban_domains::catalogue::ItemType;
+
 use crate::client::Connection;
 use crate::display::{cell, place, short_hash};
 
@@ -27,7 +29,8 @@ pub enum CatalogueAction {
     },
     /// Items this node may handle, at the version it holds.
     List {
-        /// Substring of the name or a code.
+        /// Substring of the name, the basic code (基本编码) or the implementation code (实施编码);
+        /// finds the variants sharing a basic code. At most 100 characters.
         #[arg(long, short, default_value = "")]
         query: String,
         #[arg(long, default_value = "")]
@@ -43,7 +46,7 @@ pub enum CatalogueAction {
         #[arg(long)]
         all: bool,
     },
-    /// One item in full.
+    /// One item in full, by implementation code or by a basic code with one variant here.
     Show { code: String },
     /// The versions this node holds.
     Versions,
@@ -68,6 +71,24 @@ fn delegation_name(v: i32) -> &'static str {
         Ok(pb::DelegationMode::Entrusted) => "委托",
         Ok(pb::DelegationMode::NotDelegated) => "不下放",
         _ => "-",
+    }
+}
+
+/// The item's kind (事项类型), with 非申请类 for the kinds the administration exercises on its
+/// own initiative (行政处罚 …), which a window cannot submit as a case.
+fn kind_text(item_type: i32) -> String {
+    match ItemType::from_wire(item_type, "item_type") {
+        Ok(kind) if kind.accepts_applications() => kind.label_zh().to_owned(),
+        Ok(kind) => format!("{}（非申请类）", kind.label_zh()),
+        Err(_) => "-".to_owned(),
+    }
+}
+
+/// `非申请类` after the name of an item nobody applies for; nothing otherwise.
+fn not_applied_for(item_type: i32) -> &'static str {
+    match ItemType::from_wire(item_type, "item_type") {
+        Ok(kind) if !kind.accepts_applications() => "  [非申请类]",
+        _ => "",
     }
 }
 
@@ -161,8 +182,9 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                 if shown == 0 {
                     println!("catalogue version {} — {} items match", page.version, page.total);
                     println!(
-                        "{} {} {} {} {} 名称",
-                        cell("事项编码", 14),
+                        "{} {} {} {} {} {} 名称",
+                        cell("基本编码", 14),
+                        cell("实施编码", 54),
                         cell("方式", 6),
                         cell("批次", 6),
                         cell("时限", 6),
@@ -176,13 +198,15 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
                         format!("第{}批", item.batch)
                     };
                     println!(
-                        "{} {} {} {} {} {}",
+                        "{} {} {} {} {} {} {}{}",
                         cell(&item.item_code, 14),
+                        cell(&item.implementation_code, 54),
                         cell(delegation_name(item.delegation), 6),
                         cell(&batch, 6),
                         cell(&format!("{}天", item.promised_days), 6),
                         cell(&item.domain, 16),
-                        item.name
+                        item.name,
+                        not_applied_for(item.item_type)
                     );
                 }
                 shown += page.items.len();
@@ -208,6 +232,7 @@ pub async fn catalogue(conn: Connection, action: CatalogueAction) -> Result<()> 
             println!("名称        {}", item.name);
             println!("事项编码    {}", item.item_code);
             println!("实施编码    {}", item.implementation_code);
+            println!("事项类型    {}", kind_text(item.item_type));
             println!("领域/部门   {} / {}", item.domain, item.department);
             println!(
                 "下放方式    {}{}",

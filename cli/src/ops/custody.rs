@@ -38,16 +38,19 @@ const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Subcommand, Debug)]
 pub enum CustodyCommand {
-    /// Register a paper file of a case at intake, by the id printed on its label.
+    /// Register a paper file of a case at intake. The node gives it its id (<case number>-D01,
+    /// -D02, …), printed here for its label (`tongban custody label document --doc …`).
     RegisterDocument {
         #[command(flatten)]
         desk: Desk,
         /// The case: its id or its receipt number.
         #[arg(long)]
         case: String,
-        /// The document id (what its label's QR code holds).
+        /// Only to register again a paper already registered to this case under this id;
+        /// a new paper takes the id the node assigns. An id registered to another case (or to
+        /// another paper) is refused.
         #[arg(long)]
-        doc: String,
+        doc: Option<String>,
         #[arg(long, value_enum)]
         kind: Kind,
         #[arg(long)]
@@ -428,11 +431,21 @@ pub async fn run(conn: Connection, command: CustodyCommand) -> Result<()> {
             title,
         } => {
             let channel = conn.channel().await?;
-            let case_id = resolve_case(&conn, &channel, &case).await?;
+            let (document_id, case_id) = match doc {
+                Some(doc) => (doc, resolve_case(&conn, &channel, &case).await?),
+                None => {
+                    let assigned = custody_client(channel.clone())
+                        .next_document_id(pb::NextDocumentIdRequest { case: case.clone() })
+                        .await
+                        .map_err(|s| conn.explain(s))?
+                        .into_inner();
+                    (assigned.document_id, assigned.case_id)
+                }
+            };
             let scan = pb::Scan {
                 step: pb::CustodyStep::RegisterDocument as i32,
                 document: Some(pb::DocumentInfo {
-                    document_id: doc,
+                    document_id: document_id.clone(),
                     case_id,
                     kind: kind.to_wire(),
                     pages,
@@ -440,7 +453,11 @@ pub async fn run(conn: Connection, command: CustodyCommand) -> Result<()> {
                 }),
                 ..Default::default()
             };
-            desk_scan(&conn, Some(channel), &desk, Some(scan)).await
+            desk_scan(&conn, Some(channel), &desk, Some(scan)).await?;
+            println!(
+                "材料编号 document {document_id}（打印标签：tongban custody label document --doc {document_id} …）"
+            );
+            Ok(())
         }
         C::RegisterBox { desk, box_id, label } => {
             let scan = pb::Scan {
@@ -1512,6 +1529,21 @@ mod tests {
         ]);
         assert!(
             matches!(c, CustodyCommand::Pack { docs, desk, .. } if docs.len() == 2 && desk.device.as_deref() == Some("pc-1"))
+        );
+        let c = parse(&[
+            "register-document",
+            "--case",
+            "441424100201-20261127-0001",
+            "--kind",
+            "original",
+            "--pages",
+            "2",
+            "--title",
+            "户口簿原件",
+        ]);
+        assert!(
+            matches!(c, CustodyCommand::RegisterDocument { doc: None, .. }),
+            "the node assigns the id"
         );
         let c = parse(&["box", "history", "--box", "B"]);
         assert!(matches!(c, CustodyCommand::BoxCmd { .. }));

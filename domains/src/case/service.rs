@@ -25,8 +25,8 @@ use crate::case::wire::{self, mask_id_number};
 use crate::case::{
     Actor, ApplicantKind, ApplicantSummary, CaseAction, CaseId, CaseView, ItemTerms, StateKind, decide, local_date,
 };
-use crate::catalogue::Item;
 use crate::catalogue::service::visible_here;
+use crate::catalogue::{Item, VariantChoice, ambiguous_code_message, choose_variant};
 use crate::ids::NodeId;
 use crate::store::{CaseCursor, CaseFilter, CaseRef, Store, WarningFilter};
 
@@ -53,24 +53,45 @@ pub fn server(store: Arc<Store>) -> cases_server::CasesServer<CasesApi> {
 impl CasesApi {
     /// The item named by `code` as this node holds it now, with the version it was read at, if
     /// this node may take it. Reads the head on both sides of the item so the version is exact.
-    async fn item_here(&self, code: &str) -> Result<(Item, u64), Status> {
+    ///
+    /// `code` is an implementation code (实施编码, one row) or a basic item code (基本编码). A basic
+    /// code names the variants this node may take (and, for an application, that accept
+    /// applications); several of them are refused as `INVALID_ARGUMENT` listing them, never
+    /// taken for the first. With `application`, an item that is not applied for (行政处罚 …, see
+    /// [`Item::accepts_applications`]) is refused as `FAILED_PRECONDITION`.
+    async fn item_here(&self, code: &str, application: bool) -> Result<(Item, u64), Status> {
         let here = self.store.node();
         for _ in 0..3 {
             let before = self.store.catalogue_head().await.version;
-            let item = self.store.catalogue_item(code).await.map_err(status)?;
+            let rows = self.store.catalogue_variants(code).await.map_err(status)?;
             let after = self.store.catalogue_head().await.version;
             if before != after {
                 continue;
             }
-            return match item {
-                Some(item) if visible_here(&item, here) => Ok((item, after)),
-                Some(item) => Err(Status::failed_precondition(format!(
+            let usable = |item: &Item| visible_here(item, here) && (!application || item.accepts_applications());
+            let not_taken = |item: &Item| {
+                Status::failed_precondition(format!(
                     "item {code} ({}) is in catalogue version {after} but is not taken at {here}",
                     item.name
-                ))),
-                None => Err(Status::not_found(format!(
-                    "no item {code} in catalogue version {after} held at {here}"
-                ))),
+                ))
+            };
+            return match choose_variant(code, &rows, usable) {
+                VariantChoice::One(item) if !visible_here(item, here) => Err(not_taken(item)),
+                VariantChoice::One(item) if application && !item.accepts_applications() => {
+                    Err(not_an_application(item))
+                }
+                VariantChoice::One(item) => Ok((item.clone(), after)),
+                VariantChoice::Several(variants) => {
+                    Err(Status::invalid_argument(ambiguous_code_message(code, &variants)))
+                }
+                VariantChoice::None => match (rows.iter().find(|i| visible_here(i, here)), rows.first()) {
+                    // Visible here, but none of its variants is applied for.
+                    (Some(item), _) => Err(not_an_application(item)),
+                    (None, Some(item)) => Err(not_taken(item)),
+                    (None, None) => Err(Status::not_found(format!(
+                        "no item {code} in catalogue version {after} held at {here}"
+                    ))),
+                },
             };
         }
         Err(Status::unavailable(
@@ -85,6 +106,19 @@ impl CasesApi {
             .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("no case {key} is known at node {}", self.store.node())))
     }
+}
+
+/// The refusal at intake of an item the administration exercises on its own initiative
+/// (依职权: 行政处罚, 行政强制, 行政检查, 行政征收): nobody applies for it, so no case is opened.
+fn not_an_application(item: &Item) -> Status {
+    Status::failed_precondition(format!(
+        "{kind}事项不受理群众申请：{name}（实施编码 {code}）由{department}依职权实施，不能作为办件提交；\
+         下一步：向群众确认要办的事项，用 tongban catalogue list --query <名称> 查找可申请的事项",
+        kind = item.item_type.label_zh(),
+        name = item.name,
+        code = item.implementation_code,
+        department = item.department,
+    ))
 }
 
 fn parse_case_id(text: &str) -> Result<CaseId, Status> {
@@ -113,7 +147,7 @@ impl cases_server::Cases for CasesApi {
         let kind = ApplicantKind::from_wire(req.applicant_kind, "applicant_kind").map_err(|e| {
             Status::invalid_argument(format!("{e}: say whether the applicant is a person or an organisation"))
         })?;
-        let (item, version) = self.item_here(code).await?;
+        let (item, version) = self.item_here(code, true).await?;
         let terms = ItemTerms::from_item(&item, version);
         let applicant = ApplicantSummary {
             kind,
@@ -170,7 +204,7 @@ impl cases_server::Cases for CasesApi {
         let view = self.view(&CaseRef::Id(id.clone())).await?;
         let action = if matches!(wire_action.action, Some(pb::case_action::Action::Accept(_))) {
             // The accepting node pins the terms of the catalogue version it holds now.
-            match self.item_here(&view.terms.implementation_code).await {
+            match self.item_here(&view.terms.implementation_code, false).await {
                 Ok((item, version)) => {
                     let terms = ItemTerms::from_item(&item, version);
                     wire::action_from_wire_with(wire_action, |_| Ok(terms))

@@ -15,5 +15,6 @@ pub mod service;
 pub use import::{COLUMNS, ImportErrors, MAX_IMPORT_BYTES, RowError, parse, parse_csv, parse_json, to_csv, to_json};
 pub use model::{
     Category, DelegationMode, Item, ItemLevel, ItemType, Material, MaterialForm, ModelError, SealType, UnknownTerm,
-    WindowType, catalogue_hash, catalogue_hash_of,
+    VARIANTS_SHOWN, VariantChoice, WindowType, ambiguous_code_message, catalogue_hash, catalogue_hash_of,
+    choose_variant,
 };

@@ -243,6 +243,24 @@ impl SealType {
     }
 }
 
+impl ItemType {
+    /// True when a citizen or organisation applies for an item of this kind (依申请), so a
+    /// service window may open a case for it; false for the powers the administration exercises
+    /// on its own initiative (依职权): 行政处罚 (a penalty is imposed after an investigation),
+    /// 行政强制 (enforcement measures), 行政检查 (inspections the department schedules) and
+    /// 行政征收 (levies the department assesses and collects). Guangdong's catalogue practice
+    /// calls the rest the application kinds: 行政许可, 行政给付, 行政确认, 行政奖励, 行政裁决,
+    /// 其他行政权力 (其他行政权力 holds both, but the ones in a township list are applied for),
+    /// plus 备案 and 公共服务. Such items stay in the list so a township can see what it was
+    /// delegated; they are refused at intake.
+    pub const fn accepts_applications(self) -> bool {
+        !matches!(
+            self,
+            ItemType::Penalty | ItemType::Enforcement | ItemType::Inspection | ItemType::Levy
+        )
+    }
+}
+
 impl DelegationMode {
     /// True for authorised and entrusted items.
     pub const fn is_delegated(self) -> bool {
@@ -385,6 +403,12 @@ impl Item {
     /// to the township and takes village intake, or it is a village-level public service.
     pub fn visible_to_village(&self, township: &str) -> bool {
         (self.available_to_township(township) && self.village_intake) || self.level == ItemLevel::Village
+    }
+
+    /// True when a case may be opened for the item at a window: its kind is applied for
+    /// (依申请). See [`ItemType::accepts_applications`].
+    pub fn accepts_applications(&self) -> bool {
+        self.item_type.accepts_applications()
     }
 
     /// The seal this item's results are stamped with, derived from delegation and category.
@@ -595,6 +619,60 @@ impl TryFrom<pb::CatalogueItem> for Item {
             seal: derived,
         })
     }
+}
+
+/// What a code a clerk typed names among the catalogue's rows. A basic item code (基本编码) may
+/// be shared by several rows (variants such as 临时救助（急难型） and 临时救助（支出型）), which only
+/// their implementation codes (实施编码) tell apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VariantChoice<'a> {
+    /// Exactly one row: the implementation code itself, or a basic code with one row the caller
+    /// may use.
+    One(&'a Item),
+    /// A basic code whose rows the caller may use are several: the caller must name one by its
+    /// implementation code. In implementation-code order.
+    Several(Vec<&'a Item>),
+    /// No row the caller may use.
+    None,
+}
+
+/// Chooses the row `code` names among `rows` (the rows whose implementation code or basic code is
+/// `code`): an implementation code names its row whatever `usable` says (the caller then says why
+/// it cannot be used); a basic code names the rows for which `usable` holds, which must be one.
+pub fn choose_variant<'a>(code: &str, rows: &'a [Item], usable: impl Fn(&Item) -> bool) -> VariantChoice<'a> {
+    if let Some(exact) = rows.iter().find(|i| i.implementation_code == code) {
+        return VariantChoice::One(exact);
+    }
+    let mut usable_rows: Vec<&Item> = rows.iter().filter(|i| i.item_code == code && usable(i)).collect();
+    usable_rows.sort_by(|a, b| a.implementation_code.cmp(&b.implementation_code));
+    match usable_rows.len() {
+        0 => VariantChoice::None,
+        1 => VariantChoice::One(usable_rows[0]),
+        _ => VariantChoice::Several(usable_rows),
+    }
+}
+
+/// How many variants a refusal names before it says how many more there are.
+pub const VARIANTS_SHOWN: usize = 5;
+
+/// The refusal for a basic code shared by several variants: what was refused, the first
+/// [`VARIANTS_SHOWN`] variants (name and implementation code) and, after 下一步, what to do.
+pub fn ambiguous_code_message(code: &str, variants: &[&Item]) -> String {
+    let shown: Vec<String> = variants
+        .iter()
+        .take(VARIANTS_SHOWN)
+        .map(|i| format!("{}（实施编码 {}）", i.name, i.implementation_code))
+        .collect();
+    let more = match variants.len().saturating_sub(VARIANTS_SHOWN) {
+        0 => String::new(),
+        n => format!("等，另有 {n} 个未列出"),
+    };
+    format!(
+        "基本编码 {code} 对应 {} 个实施事项，不能确定是哪一个：{}{more}；\
+         下一步：改用实施编码（tongban catalogue list --query {code} 列出全部）",
+        variants.len(),
+        shown.join("、")
+    )
 }
 
 /// Content hash of a whole catalogue from `(key, item hash)` pairs, independent of their order.
@@ -826,5 +904,113 @@ pub(crate) mod tests {
         }
         let expected: [u8; 32] = Sha256::digest(&manual).into();
         assert_eq!(catalogue_hash_of([&b, &a]), expected);
+    }
+
+    fn variant(implementation_code: &str, name: &str) -> Item {
+        let mut item = sample_item(implementation_code);
+        item.item_code = "050009005000".to_owned();
+        item.name = name.to_owned();
+        item
+    }
+
+    #[test]
+    fn a_basic_code_names_one_variant_or_is_refused_with_the_list() {
+        let rows = vec![
+            variant("050009005000-1-01", "临时救助（急难型）"),
+            variant("050009005000-1-02", "临时救助（支出型）"),
+        ];
+        // The implementation code names its row.
+        match choose_variant("050009005000-1-02", &rows, |_| true) {
+            VariantChoice::One(item) => assert_eq!(item.name, "临时救助（支出型）"),
+            other => panic!("{other:?}"),
+        }
+        // Even a row the caller may not use: the caller says why.
+        assert!(matches!(
+            choose_variant("050009005000-1-02", &rows, |_| false),
+            VariantChoice::One(_)
+        ));
+        // A basic code shared by two usable variants names neither.
+        match choose_variant("050009005000", &rows, |_| true) {
+            VariantChoice::Several(list) => {
+                let codes: Vec<&str> = list.iter().map(|i| i.key()).collect();
+                assert_eq!(codes, ["050009005000-1-01", "050009005000-1-02"]);
+                let message = ambiguous_code_message("050009005000", &list);
+                for part in [
+                    "临时救助（急难型）（实施编码 050009005000-1-01）",
+                    "临时救助（支出型）（实施编码 050009005000-1-02）",
+                    "下一步：改用实施编码",
+                ] {
+                    assert!(message.contains(part), "{part} not in {message}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        // One usable variant: the basic code still works.
+        match choose_variant("050009005000", &rows, |i| i.key().ends_with("-02")) {
+            VariantChoice::One(item) => assert_eq!(item.key(), "050009005000-1-02"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(choose_variant("050009005000", &rows, |_| false), VariantChoice::None);
+        assert_eq!(choose_variant("999", &rows, |_| true), VariantChoice::None);
+        // A long list names the first few and how many more.
+        let many: Vec<Item> = (0..8)
+            .map(|n| variant(&format!("X-{n}"), &format!("变体{n}")))
+            .collect();
+        let VariantChoice::Several(list) = choose_variant("050009005000", &many, |_| true) else {
+            panic!("eight variants are several");
+        };
+        let message = ambiguous_code_message("050009005000", &list);
+        assert!(
+            message.contains("对应 8 个实施事项") && message.contains("另有 3 个未列出"),
+            "{message}"
+        );
+        assert!(message.contains("变体4") && !message.contains("变体5"), "{message}");
+    }
+
+    #[test]
+    fn penalties_inspections_enforcement_and_levies_are_not_applied_for() {
+        let not_applied: Vec<ItemType> = ItemType::ALL
+            .iter()
+            .copied()
+            .filter(|t| !t.accepts_applications())
+            .collect();
+        assert_eq!(
+            not_applied,
+            [
+                ItemType::Penalty,
+                ItemType::Enforcement,
+                ItemType::Levy,
+                ItemType::Inspection
+            ]
+        );
+        let mut item = sample_item("A-1");
+        assert!(item.accepts_applications());
+        item.item_type = ItemType::Penalty;
+        assert!(!item.accepts_applications());
+        // The marking is derived, not stored: the wire form and the hash are unchanged by it.
+        let mut licence = sample_item("A-1");
+        licence.item_type = ItemType::Licence;
+        assert_eq!(pb::CatalogueItem::from(&licence).item_type, 1);
+    }
+
+    #[test]
+    fn the_sample_catalogue_marks_its_penalties_inspections_enforcement_and_levies() {
+        let sample = crate::catalogue::parse_csv(include_bytes!("../../../data/wuhua-catalogue.csv")).unwrap();
+        let not_applied: Vec<&Item> = sample.iter().filter(|i| !i.accepts_applications()).collect();
+        assert_eq!(
+            not_applied.len(),
+            179,
+            "118 penalties, 52 inspections, 7 enforcement, 2 levies"
+        );
+        let delegated = not_applied.iter().filter(|i| i.is_delegated()).count();
+        assert_eq!(delegated, 60, "the delegated ones a clerk found");
+        // And the basic codes shared by several rows, the variants only an implementation code
+        // tells apart.
+        let mut by_code: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for item in &sample {
+            *by_code.entry(item.item_code.as_str()).or_default() += 1;
+        }
+        let shared: Vec<usize> = by_code.values().copied().filter(|n| *n > 1).collect();
+        assert_eq!((shared.len(), shared.iter().sum::<usize>()), (206, 650));
     }
 }

@@ -342,23 +342,38 @@ impl Store {
             .collect()
     }
 
-    /// One item by implementation code or basic item code.
+    /// One item by implementation code; for a basic item code, the first of its variants in
+    /// implementation-code order. Callers that take a code from a clerk use
+    /// [`Store::catalogue_variants`] and [`crate::catalogue::choose_variant`] instead, so a
+    /// basic code shared by several variants is not silently taken for its first.
     pub async fn catalogue_item(&self, code: &str) -> Result<Option<Item>, StoreError> {
-        let body: Option<Vec<u8>> = with_pool!(self.pool(), conn => {
+        let rows = self.catalogue_variants(code).await?;
+        Ok(match rows.iter().position(|i| i.implementation_code == code) {
+            Some(at) => rows.into_iter().nth(at),
+            None => rows.into_iter().next(),
+        })
+    }
+
+    /// Every item whose implementation code or basic item code is `code`, in
+    /// implementation-code order: the row an implementation code names, or every variant
+    /// sharing a basic code.
+    pub async fn catalogue_variants(&self, code: &str) -> Result<Vec<Item>, StoreError> {
+        let rows: Vec<Vec<u8>> = with_pool!(self.pool(), conn => {
             sqlx::query_scalar(
                 "SELECT body FROM catalogue_items WHERE implementation_code = $1 OR item_code = $1 \
-                 ORDER BY implementation_code LIMIT 1",
+                 ORDER BY implementation_code",
             )
             .bind(code)
-            .fetch_optional(conn)
+            .fetch_all(conn)
             .await
         })?;
-        body.map(|body| {
-            let proto = pb::CatalogueItem::decode(body.as_slice())
-                .map_err(|e| StoreError::Corrupt(format!("catalogue item: {e}")))?;
-            Item::try_from(proto).map_err(|e| StoreError::Corrupt(format!("catalogue item: {e}")))
-        })
-        .transpose()
+        rows.into_iter()
+            .map(|body| {
+                let proto = pb::CatalogueItem::decode(body.as_slice())
+                    .map_err(|e| StoreError::Corrupt(format!("catalogue item: {e}")))?;
+                Item::try_from(proto).map_err(|e| StoreError::Corrupt(format!("catalogue item: {e}")))
+            })
+            .collect()
     }
 
     /// The versions this node holds, newest first.

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::access::{caller, status};
 use crate::catalogue::import;
-use crate::catalogue::model::Item;
+use crate::catalogue::model::{Item, VariantChoice, ambiguous_code_message, choose_variant};
 use crate::ids::{NodeId, Tier};
 use crate::store::{LinkRole, Store};
 use crate::sync::LinkRegistry;
@@ -22,6 +22,9 @@ pub const MAX_IMPORT_BYTES: usize = import::MAX_IMPORT_BYTES;
 /// Items per page when the caller does not say; and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
+/// Longest `ListItems` query, in characters: the longest implementation codes are about 60
+/// characters and item names about 40, so a longer query can match nothing and only costs a scan.
+pub const MAX_QUERY_CHARS: usize = 100;
 
 /// Shared state of the operator services.
 #[derive(Clone)]
@@ -100,12 +103,18 @@ pub fn visible_here(item: &Item, here: &NodeId) -> bool {
     }
 }
 
-fn matches_filter(item: &Item, req: &pb::ListItemsRequest) -> Result<bool, Status> {
-    let query = req.query.trim();
-    let matches_query = query.is_empty()
+/// True when `query` (trimmed; empty matches everything) is a substring of the item's name, its
+/// basic item code or its implementation code: how a clerk finds the variant they mean.
+pub fn matches_query(item: &Item, query: &str) -> bool {
+    let query = query.trim();
+    query.is_empty()
         || item.name.contains(query)
         || item.item_code.contains(query)
-        || item.implementation_code.contains(query);
+        || item.implementation_code.contains(query)
+}
+
+fn matches_filter(item: &Item, req: &pb::ListItemsRequest) -> Result<bool, Status> {
+    let matches_query = matches_query(item, &req.query);
     if !matches_query {
         return Ok(false);
     }
@@ -189,6 +198,13 @@ impl catalogue_server::Catalogue for OperatorApi {
         request: Request<pb::ListItemsRequest>,
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
         let req = request.into_inner();
+        let query_chars = req.query.trim().chars().count();
+        if query_chars > MAX_QUERY_CHARS {
+            return Err(Status::invalid_argument(format!(
+                "查询词有 {query_chars} 个字符，超过上限 {MAX_QUERY_CHARS}；\
+                 下一步：用事项名称的一部分、基本编码或实施编码查询"
+            )));
+        }
         let offset: usize = if req.page_token.is_empty() {
             0
         } else {
@@ -229,18 +245,25 @@ impl catalogue_server::Catalogue for OperatorApi {
         if code.trim().is_empty() {
             return Err(Status::invalid_argument("give an item code or implementation code"));
         }
+        let code = code.trim();
         let here = self.store.node();
         let head = self.store.catalogue_head().await;
-        match self.store.catalogue_item(code.trim()).await.map_err(status)? {
-            Some(item) if visible_here(&item, here) => Ok(Response::new(pb::GetItemResponse {
+        let rows = self.store.catalogue_variants(code).await.map_err(status)?;
+        match choose_variant(code, &rows, |item| visible_here(item, here)) {
+            VariantChoice::One(item) if visible_here(item, here) => Ok(Response::new(pb::GetItemResponse {
                 version: head.version,
-                item: Some(pb::CatalogueItem::from(&item)),
+                item: Some(pb::CatalogueItem::from(item)),
             })),
-            Some(_) => Err(Status::not_found(format!(
+            VariantChoice::Several(variants) => Err(Status::invalid_argument(ambiguous_code_message(code, &variants))),
+            VariantChoice::One(_) => Err(Status::not_found(format!(
                 "item {code} exists in catalogue version {} but is not handled at {here}",
                 head.version
             ))),
-            None => Err(Status::not_found(format!(
+            VariantChoice::None if !rows.is_empty() => Err(Status::not_found(format!(
+                "item {code} exists in catalogue version {} but is not handled at {here}",
+                head.version
+            ))),
+            VariantChoice::None => Err(Status::not_found(format!(
                 "no item {code} in catalogue version {} held at {here}",
                 head.version
             ))),

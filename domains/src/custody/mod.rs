@@ -25,6 +25,6 @@ pub mod wire;
 
 pub use model::{
     Anomaly, AnomalyKind, AnomalyNote, AnomalyState, CustodyLink, DocumentInfo, DocumentKind, Location, ObjectKind,
-    Scan, Step, TripState, UnknownName, WhereTarget, Whereabouts,
+    Scan, Step, TripState, UnknownName, WhereTarget, Whereabouts, document_id, document_seq,
 };
 pub use wire::WireError;

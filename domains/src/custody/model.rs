@@ -197,6 +197,29 @@ named_enum! {
     }
 }
 
+/// The id the system gives the `seq`-th paper file registered for the case with receipt number
+/// `case_number` (from 1): `<case number>-D01`, `-D02`, … (three digits from the hundredth on),
+/// e.g. `441424100201-20261127-0001-D01`.
+///
+/// Why this form: the receipt number (`<origin node>-<YYYYMMDD>-<daily sequence>`) is unique in
+/// the county, short and printed on the applicant's receipt, so the label of every paper reads as
+/// belonging to that receipt, no two cases can produce the same id, and the id follows from the
+/// case and the order of registration alone (deterministic: a replay or a demo makes the same
+/// ids). The case id (32 hex digits) would be as unique but is not what a clerk reads.
+pub fn document_id(case_number: &str, seq: u32) -> String {
+    format!("{case_number}-D{seq:02}")
+}
+
+/// The sequence of `document_id` among the ids [`document_id`] makes for `case_number`, or `None`
+/// for an id of another form (typed by hand before ids were assigned, or another case's).
+pub fn document_seq(case_number: &str, document_id: &str) -> Option<u32> {
+    let digits = document_id.strip_prefix(case_number)?.strip_prefix("-D")?;
+    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 /// A paper file registered at intake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DocumentInfo {
@@ -395,6 +418,31 @@ pub struct Whereabouts {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_ids_read_as_the_receipt_number_and_the_paper_sequence() {
+        let number = "441424100201-20261127-0001";
+        assert_eq!(document_id(number, 1), "441424100201-20261127-0001-D01");
+        assert_eq!(document_id(number, 12), "441424100201-20261127-0001-D12");
+        assert_eq!(document_id(number, 100), "441424100201-20261127-0001-D100");
+        for seq in [1, 9, 99, 100, 1234] {
+            assert_eq!(document_seq(number, &document_id(number, seq)), Some(seq));
+        }
+        // Another case's ids, hand-typed ids and near misses are not this case's.
+        assert_eq!(
+            document_seq(number, &document_id("441424100201-20261127-0002", 1)),
+            None
+        );
+        assert_eq!(document_seq("441424100201-20261127-000", &document_id(number, 1)), None);
+        for other in [
+            "D-0001",
+            "441424100201-20261127-0001-D1",
+            "441424100201-20261127-0001-D00",
+            "441424100201-20261127-0001-Dx1",
+        ] {
+            assert_eq!(document_seq(number, other), None, "{other}");
+        }
+    }
 
     fn names_round_trip<T>(all: &[T])
     where

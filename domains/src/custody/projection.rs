@@ -6,7 +6,9 @@
 //!   other content, or a second id for one device sequence number, is kept as a conflict) with
 //!   the object index, the document and box registers and error declarations;
 //! - folding `AnomalyNote` events (the life of an anomaly);
-//! - [`Store::record_scans`]: a device's upload, each scan authored as one event;
+//! - [`Store::record_scans`]: a device's upload, each scan authored as one event (a document
+//!   registration naming an id registered here to another case, or to another paper, refused);
+//! - [`Store::next_document_id`]: the id of a case's next paper file (`<receipt number>-D01`);
 //! - [`Store::where_is`], [`Store::box_history`], [`Store::anomalies`].
 //!
 //! Anomalies are derived from the scans each time they are listed, by the same rules at every
@@ -21,8 +23,8 @@ use tongban_proto::v1::{EventKind, RouteClass, event_body::Body};
 
 use crate::custody::epcis;
 use crate::custody::model::{
-    Anomaly, AnomalyKind, AnomalyNote, AnomalyState, CustodyLink, DocumentKind, Location, ObjectKind, Scan, Step,
-    TripState, WhereTarget, Whereabouts,
+    Anomaly, AnomalyKind, AnomalyNote, AnomalyState, CustodyLink, DocumentInfo, DocumentKind, Location, ObjectKind,
+    Scan, Step, TripState, WhereTarget, Whereabouts, document_id, document_seq,
 };
 use crate::custody::trip::{CustodyLimits, RecordedScan, TripView, fold_trip};
 use crate::custody::wire;
@@ -30,6 +32,7 @@ use crate::event::{CheckedEvent, EventError, NewEvent};
 use crate::hlc::physical_ms;
 use crate::ids::{NodeId, Tier};
 use crate::pki::Principal;
+use crate::store::CaseRef;
 use crate::store::{Backend, FoldContext, FoldOutcome, Projection, ProjectionFuture, Store, StoreError, WriteTx};
 use crate::{with_pool, with_tx};
 
@@ -484,6 +487,57 @@ async fn fold_note(
 
 /// A stored scan: kept as the bytes of its `Scan` message (the replicated event's own form), and
 /// converted as it is read.
+/// A paper file as the document register holds it (kind as its wire number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RegisteredDocument {
+    case_id: String,
+    kind: i64,
+    pages: i64,
+    title: String,
+}
+
+impl RegisteredDocument {
+    fn of(doc: &DocumentInfo) -> Self {
+        RegisteredDocument {
+            case_id: doc.case_id.clone(),
+            kind: i64::from(DocumentKind::to_wire(doc.kind)),
+            pages: i64::from(doc.pages),
+            title: doc.title.clone(),
+        }
+    }
+}
+
+/// How registering `wanted` under an id already registered as `earlier` clashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clash {
+    /// The id belongs to another case: registering it would merge two cases' paper.
+    AnotherCase,
+    /// The id belongs to another paper of the same case.
+    AnotherPaper,
+}
+
+/// Whether registering `wanted` under an id already registered as `earlier` is refused. `None`
+/// when it is the same paper of the same case again, which is recorded as before and changes
+/// nothing (the register keeps the first registration).
+fn registration_clash(earlier: &RegisteredDocument, wanted: &RegisteredDocument) -> Option<Clash> {
+    if earlier.case_id != wanted.case_id {
+        Some(Clash::AnotherCase)
+    } else if earlier != wanted {
+        Some(Clash::AnotherPaper)
+    } else {
+        None
+    }
+}
+
+/// What [`Store::next_document_id`] assigns: the case (id and receipt number) and the id its next
+/// paper file is registered and labelled with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedDocument {
+    pub case_id: String,
+    pub case_number: String,
+    pub document_id: String,
+}
+
 fn decode_scan(bytes: &[u8]) -> Result<Scan, StoreError> {
     wire::decode_scan(bytes).map_err(|e| StoreError::Corrupt(format!("custody scan: {e}")))
 }
@@ -617,6 +671,8 @@ impl Store {
         let mut outcomes = Vec::with_capacity(scans.len());
         let mut events = Vec::new();
         let mut in_this_upload: HashMap<String, Vec<u8>> = HashMap::new();
+        // Documents registered by earlier scans of this upload: a later one may not reuse the id.
+        let mut registered_in_upload: HashMap<String, RegisteredDocument> = HashMap::new();
         for scan in scans {
             let id = scan.scan_id.clone();
             if let Err(reason) = check_scan(&scan) {
@@ -640,6 +696,21 @@ impl Store {
             if seen.is_some_and(|b| *b == bytes) {
                 outcomes.push((id, ScanResult::Duplicate));
                 continue;
+            }
+            if let (Step::RegisterDocument, Some(doc)) = (scan.step, &scan.document) {
+                let wanted = RegisteredDocument::of(doc);
+                let earlier = match registered_in_upload.get(&doc.document_id) {
+                    Some(earlier) => Some(earlier.clone()),
+                    None => self.registered_document(&doc.document_id).await?,
+                };
+                if let Some(earlier) = earlier
+                    && let Some(clash) = registration_clash(&earlier, &wanted)
+                {
+                    let reason = self.clash_sentence(&doc.document_id, &earlier, &wanted, clash).await?;
+                    outcomes.push((id, ScanResult::Refused(reason)));
+                    continue;
+                }
+                registered_in_upload.insert(doc.document_id.clone(), wanted);
             }
             let conflicting = seen.is_some();
             let route_key = self.scan_route_key(&scan, &packed_in_upload).await?;
@@ -668,6 +739,99 @@ impl Store {
             self.author(events).await?;
         }
         Ok(outcomes)
+    }
+
+    /// The sentence refusing a registration that clashes with an earlier one, naming the cases
+    /// by their receipt numbers where this node knows them (by id otherwise).
+    async fn clash_sentence(
+        &self,
+        document_id: &str,
+        earlier: &RegisteredDocument,
+        wanted: &RegisteredDocument,
+        clash: Clash,
+    ) -> Result<String, StoreError> {
+        let next = "下一步：不带 --doc 重新登记，由系统给这份材料分配新编号并打印标签";
+        let earlier_case = self.case_label(&earlier.case_id).await?;
+        Ok(match clash {
+            Clash::AnotherCase => format!(
+                "材料编号 {document_id} 已登记在办件 {earlier_case} 名下，不能再登记给办件 {}，什么也没有改变；{next}",
+                self.case_label(&wanted.case_id).await?
+            ),
+            Clash::AnotherPaper => format!(
+                "材料编号 {document_id} 已登记为办件 {earlier_case} 的另一份材料（{}，{} 页），什么也没有改变；{next}",
+                earlier.title, earlier.pages
+            ),
+        })
+    }
+
+    /// A case as a clerk reads it: its receipt number when this node knows the case, else its id.
+    async fn case_label(&self, case_id: &str) -> Result<String, StoreError> {
+        let Ok(id) = case_id.parse::<crate::case::CaseId>() else {
+            return Ok(case_id.to_owned());
+        };
+        Ok(match self.case(&CaseRef::Id(id)).await? {
+            Some(view) => view.number.to_string(),
+            None => case_id.to_owned(),
+        })
+    }
+
+    /// The document `document_id` as registered here, if it is.
+    async fn registered_document(&self, document_id: &str) -> Result<Option<RegisteredDocument>, StoreError> {
+        let row: Option<(String, i64, i64, String)> = with_pool!(self.pool(), conn => {
+            sqlx::query_as("SELECT case_id, kind, pages, title FROM custody_documents WHERE document_id = $1")
+                .bind(document_id)
+                .fetch_optional(conn)
+                .await
+        })?;
+        Ok(row.map(|(case_id, kind, pages, title)| RegisteredDocument {
+            case_id,
+            kind,
+            pages,
+            title,
+        }))
+    }
+
+    /// The id the next paper file of `case` gets ([`document_id`]): one past the highest
+    /// sequence of the case's assigned ids registered here, skipping any id already registered
+    /// (to whatever case). The case must be known here; registration happens where the case is.
+    ///
+    /// Allocation reads, it does not reserve: the registration scan that uses the id is what
+    /// takes it, and [`Store::record_scans`] refuses a second registration of an id, for another
+    /// case or for another paper, so two desks that were given the same id cannot merge papers.
+    pub async fn next_document_id(&self, case: &CaseRef) -> Result<AssignedDocument, CustodyError> {
+        let view = self.case(case).await?.ok_or_else(|| {
+            CustodyError::NotFound(format!(
+                "节点 {} 不知道办件 {case}；下一步：在持有该办件的节点（受理它的村居服务站或镇）登记材料",
+                self.node()
+            ))
+        })?;
+        let case_id = view.id.to_string();
+        let case_number = view.number.to_string();
+        let ids: Vec<String> = with_pool!(self.pool(), conn => {
+            sqlx::query_scalar("SELECT document_id FROM custody_documents WHERE case_id = $1")
+                .bind(case_id.as_str())
+                .fetch_all(conn)
+                .await
+        })
+        .map_err(StoreError::from)?;
+        let mut seq = ids
+            .iter()
+            .filter_map(|id| document_seq(&case_number, id))
+            .max()
+            .unwrap_or(0);
+        loop {
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| CustodyError::Invalid(format!("办件 {case_number} 的材料编号已用尽")))?;
+            let candidate = document_id(&case_number, seq);
+            if self.registered_document(&candidate).await?.is_none() {
+                return Ok(AssignedDocument {
+                    case_id,
+                    case_number,
+                    document_id: candidate,
+                });
+            }
+        }
     }
 
     /// The stored bytes of those of `scans` already recorded here.

@@ -2,8 +2,8 @@
 //! and clerks' desks, where-is, box history, anomalies and the EPCIS 2.0 export.
 //!
 //! Who may call what: couriers and operators upload (a courier only their own scans); every
-//! operator at this node or above it reads; only an operator of this very node explains or
-//! closes an anomaly. Handlers hold no SQL and no custody rules: they check the caller, convert
+//! operator at this node or above it reads; only an operator of this very node asks for the id
+//! of a case's next paper file (`NextDocumentId`), explains or closes an anomaly. Handlers hold no SQL and no custody rules: they check the caller, convert
 //! at the edge ([`crate::custody::wire`]) and call the store ([`super::projection`]).
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::access::{caller, status};
 use crate::custody::model::{AnomalyKind, AnomalyState, Scan};
 use crate::custody::{epcis, wire};
 use crate::ids::NodeId;
-use crate::store::{MAX_SCANS_PER_UPLOAD, ScanResult, Store};
+use crate::store::{CaseRef, MAX_SCANS_PER_UPLOAD, ScanResult, Store};
 
 /// The `Custody` service of one node.
 #[derive(Clone)]
@@ -67,6 +67,22 @@ impl custody_server::Custody for CustodyApi {
         let reply = wire::upload_reply(outcomes);
         tracing::info!(recorded = reply.recorded, duplicates = reply.duplicates, refused = reply.refused, by = %uploader, "scans uploaded");
         Ok(Response::new(reply))
+    }
+
+    async fn next_document_id(
+        &self,
+        request: Request<pb::NextDocumentIdRequest>,
+    ) -> Result<Response<pb::NextDocumentIdResponse>, Status> {
+        let text = request.into_inner().case;
+        let case: CaseRef = text.trim().parse().map_err(|e: crate::store::BadCaseRef| {
+            Status::invalid_argument(format!("case: {e}；下一步：给出办件编号或办件 id"))
+        })?;
+        let assigned = self.store.next_document_id(&case).await.map_err(status)?;
+        Ok(Response::new(pb::NextDocumentIdResponse {
+            document_id: assigned.document_id,
+            case_id: assigned.case_id,
+            case_number: assigned.case_number,
+        }))
     }
 
     async fn where_is(&self, request: Request<pb::WhereIsRequest>) -> Result<Response<pb::WhereIsResponse>, Status> {

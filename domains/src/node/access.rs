@@ -30,6 +30,7 @@ pub const DOMAIN_RPCS: AccessTable = &[
     ("/tongban.v1.Ratings/ListRectifications", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Oversight/Summary", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Custody/UploadScans", Policy::CourierOrOperatorAtOrAbove),
+    ("/tongban.v1.Custody/NextDocumentId", Policy::OperatorHere),
     ("/tongban.v1.Custody/WhereIs", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Custody/BoxHistory", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Custody/ListAnomalies", Policy::OperatorAtOrAbove),
