@@ -27,6 +27,7 @@ impl v1::event_body::Body {
             Body::CustodyScan(_) => EventKind::CustodyScan,
             Body::AnomalyNote(_) => EventKind::AnomalyNote,
             Body::RosterChange(_) => EventKind::RosterChange,
+            Body::EntrustmentLetter(_) => EventKind::EntrustmentLetter,
         }
     }
 }

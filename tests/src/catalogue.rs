@@ -279,3 +279,26 @@ pub async fn versions(channel: Channel) -> Vec<pb::VersionInfo> {
         .into_inner()
         .versions
 }
+
+/// Issues at the county, through the real `Entrustment.IssueLetter` RPC, `township`'s letter of
+/// entrustment for one class of items (`codes` empty for the whole class), and returns it.
+pub async fn entrust(
+    county: tonic::transport::Channel,
+    township: &str,
+    class: tongban_proto::v1::Category,
+    codes: &[&str],
+) -> tongban_proto::v1::EntrustmentLetter {
+    tongban_proto::v1::entrustment_client::EntrustmentClient::new(county)
+        .issue_letter(tongban_proto::v1::EntrustmentLetter {
+            township: township.to_owned(),
+            letter_number: format!("五政服委〔2026〕{}号", &township[township.len() - 3..]),
+            letter_date: "2026-01-15".to_owned(),
+            item_class: class as i32,
+            item_codes: codes.iter().map(|c| (*c).to_owned()).collect(),
+            revoked: false,
+            seal: 0,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("letter of entrustment to {township}: {s:?}"))
+        .into_inner()
+}

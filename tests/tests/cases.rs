@@ -320,6 +320,15 @@ async fn entrusted_route(cluster: &Cluster) {
     let mut at_township = clerk(cluster, T1).await;
     let mut at_county = clerk(cluster, COUNTY).await;
     let seal = pb::SealType::EntrustedApproval;
+    // The county's letter lets township 1 keep the entrusted approval seal; it travels down the
+    // same link as the decision, ahead of it.
+    catalogue::entrust(
+        ops::admin(cluster, &id(COUNTY)).await,
+        T1,
+        pb::Category::GovernmentService,
+        &[],
+    )
+    .await;
 
     let case = submit(&mut at_village, ENTRUSTED).await.case_id;
     act_all(&mut at_village, &case, vec![A::Forward(act::Forward {})]).await;
@@ -345,7 +354,7 @@ async fn entrusted_route(cluster: &Cluster) {
         vec![
             A::StartHandling(act::StartHandling {}),
             A::SubmitForReview(act::SubmitForReview {}),
-            decide(true, seal),
+            decide(true, pb::SealType::Unspecified),
             conclude_approved(),
         ],
     )
@@ -385,9 +394,11 @@ async fn entrusted_route(cluster: &Cluster) {
     let view = wait_same_everywhere(cluster, &[village, T1, COUNTY], &case, 15).await;
     let decision = view.decision.as_ref().expect("decided");
     assert_eq!(decision.at_node.as_str(), COUNTY);
+    assert_eq!(decision.seal, None, "the county's decision is unstamped");
     assert_eq!(
         view.issued_seal,
-        Some(tongban_domains::catalogue::SealType::EntrustedApproval)
+        Some(tongban_domains::catalogue::SealType::EntrustedApproval),
+        "the township stamps the result with the seal it keeps"
     );
     let path: Vec<&str> = view.history.iter().map(|r| r.at_node.as_str()).collect();
     assert_eq!(
@@ -521,7 +532,13 @@ async fn a_case_from_an_offline_village_reaches_the_county_and_its_decision_come
     let village = T1_VILLAGES[0];
     let (county_id, township_id, village_id) = (id(COUNTY), id(T1), id(village));
     let mut at_village = clerk(&cluster, village).await;
-    let seal = pb::SealType::EntrustedApproval;
+    catalogue::entrust(
+        ops::admin(&cluster, &id(COUNTY)).await,
+        T1,
+        pb::Category::GovernmentService,
+        &[],
+    )
+    .await;
 
     // The township is down: the village still submits, numbers and forwards its cases.
     cluster.stop(&township_id).await.unwrap();
@@ -560,7 +577,7 @@ async fn a_case_from_an_offline_village_reaches_the_county_and_its_decision_come
         vec![
             A::StartHandling(act::StartHandling {}),
             A::SubmitForReview(act::SubmitForReview {}),
-            decide(true, seal),
+            decide(true, pb::SealType::Unspecified),
             conclude_approved(),
             hand_over(T1),
         ],

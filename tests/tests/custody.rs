@@ -2150,7 +2150,8 @@ async fn the_county_decides_after_the_originals_arrive_when_the_item_requires_th
     // T-T1 is entrusted (taken at the township window) and does not require its originals at the
     // county: the decision goes through with a warning saying where they are.
     let (case_id, doc) = case_in_county_review(&cluster, T1, "T-T1", "paper-warn", t0 + HOUR).await;
-    let decided = act(&mut county, &case_id, decide(pb::SealType::EntrustedApproval))
+    // The county's decision on an entrusted item is unstamped: the township stamps the result.
+    let decided = act(&mut county, &case_id, decide(pb::SealType::Unspecified))
         .await
         .unwrap();
     assert_eq!(decided.state, pb::CaseStateKind::Decision as i32);

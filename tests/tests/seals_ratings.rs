@@ -2,9 +2,10 @@
 //! entries under the township approval seal at the township and at the county, exported as CSV;
 //! the wrong seal is refused and writes nothing; an issued case left unrated for seven days (on an
 //! injected clock) gets the default "basically satisfied"; a bad rating opens a rectification with
-//! a five-working-day deadline that only a response closes; an entrusted case's decision stamp is
-//! kept at the county, which alone answers its bad rating; and the oversight summary counts what
-//! the test did.
+//! a five-working-day deadline that only a response closes; an entrusted case's one stamp is the
+//! township's: the county decides it unstamped, the township stamps the result at issuing under
+//! the county's letter of entrustment (refused without one, or with one naming other items), and
+//! the county alone answers its bad rating; and the oversight summary counts what the test did.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -433,7 +434,7 @@ async fn wait_holder(cluster: &Cluster, node: &str, case: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_it() {
+async fn an_entrusted_case_is_stamped_at_the_township_under_its_letter_and_rectified_by_the_county() {
     setup();
     let dir = tempfile::tempdir().unwrap();
     let (mut cluster, _clock) = three_tiers(dir.path()).await;
@@ -464,12 +465,30 @@ async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_i
     for action in [
         A::StartHandling(act::StartHandling {}),
         A::SubmitForReview(act::SubmitForReview {}),
+    ] {
+        act(&mut at_county, &case, action).await.unwrap();
+    }
+    // The county decides, but the entrusted seal is the township's: a decision stamped with it
+    // is refused, and writes nothing.
+    let decide = |seal: pb::SealType| {
         A::Decide(act::Decide {
             approve: true,
             reason: "同意".to_owned(),
             seal: seal as i32,
             impressions: 1,
-        }),
+        })
+    };
+    let refused = act(&mut at_county, &case, decide(seal))
+        .await
+        .expect_err("the county does not stamp the township's entrusted seal");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(
+        refused.message().contains("出件时由乡镇印章管理员加盖"),
+        "{}",
+        refused.message()
+    );
+    for action in [
+        decide(pb::SealType::Unspecified),
         A::Conclude(act::Conclude {
             outcome: pb::CaseOutcome::Approved as i32,
             reason: String::new(),
@@ -479,8 +498,56 @@ async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_i
         act(&mut at_county, &case, action).await.unwrap();
     }
     wait_holder(&cluster, T1, &case).await;
+    act(&mut at_township, &case, A::ResultReady(act::ResultReady {}))
+        .await
+        .unwrap();
+    let township_store = cluster.node(&id(T1)).unwrap().store.clone();
+    let county = cluster.node(&id(COUNTY)).unwrap().store.clone();
+
+    // Without the county's letter the township holds no entrusted seal, and may not issue.
+    let refused = act(&mut at_township, &case, issue(seal))
+        .await
+        .expect_err("no letter of entrustment yet");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(refused.message().contains("委托书"), "{}", refused.message());
+    // A letter for other items of the class does not cover this one.
+    let admin = ops::admin(&cluster, &id(COUNTY)).await;
+    catalogue::entrust(admin.clone(), T1, pb::Category::GovernmentService, &["000117004000"]).await;
+    let wait_letter = |codes: usize| {
+        let township_store = township_store.clone();
+        async move {
+            wait_for(TIMEOUT, "the letter to reach the township", || {
+                let township_store = township_store.clone();
+                async move {
+                    let letters = township_store.letters(None).await.map_err(|e| e.to_string())?;
+                    match letters.first() {
+                        Some(l) if l.item_codes.len() == codes => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            })
+            .await
+        }
+    };
+    wait_letter(1).await;
+    let refused = act(&mut at_township, &case, issue(seal))
+        .await
+        .expect_err("the letter names other items");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(refused.message().contains("不在委托书"), "{}", refused.message());
+    assert!(
+        township_store
+            .seal_entries(&SealFilter::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "refusals register nothing"
+    );
+    // The whole class: the township's seal keeper stamps the result with its entrusted seal.
+    let letter = catalogue::entrust(admin, T1, pb::Category::GovernmentService, &[]).await;
+    assert_eq!(letter.seal, seal as i32);
+    wait_letter(0).await;
     for action in [
-        A::ResultReady(act::ResultReady {}),
         issue(seal),
         A::Rate(act::Rate {
             level: pb::RatingLevel::VeryDissatisfied as i32,
@@ -490,24 +557,31 @@ async fn an_entrusted_case_is_stamped_and_rectified_by_the_county_that_decided_i
         act(&mut at_township, &case, action).await.unwrap();
     }
 
-    // The decision's stamp is kept at the county, the issue's at the township; both listed at both.
-    let county = cluster.node(&id(COUNTY)).unwrap().store.clone();
-    wait_for(TIMEOUT, "the county to register both stamps", || {
-        let county = county.clone();
-        async move {
-            let entries = county
-                .seal_entries(&SealFilter::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let nodes: Vec<&str> = entries.iter().map(|e| e.at_node.as_str()).collect();
-            if nodes == [COUNTY, T1] {
-                Ok(())
-            } else {
-                Err(format!("{nodes:?}"))
+    // One stamp, at the township, at issuing: in the register at the township and the county.
+    for (node, store) in [(T1, &township_store), (COUNTY, &county)] {
+        let entries = wait_for(TIMEOUT, &format!("{node} to register the stamp"), || {
+            let store = store.clone();
+            async move {
+                let entries = store
+                    .seal_entries(&SealFilter::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if entries.len() == 1 {
+                    Ok(entries)
+                } else {
+                    Err(format!("{entries:?}"))
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+        let entry = &entries[0];
+        assert_eq!(
+            (entry.action.as_str(), entry.at_node.as_str(), entry.seal),
+            ("issue", T1, tongban_domains::catalogue::SealType::EntrustedApproval),
+            "at {node}"
+        );
+        assert_eq!(entry.approver, format!("operator:{COUNTY}:clerk"), "the county decided");
+    }
 
     // The county decided, so the county answers the bad rating; the township may not.
     let item = cluster

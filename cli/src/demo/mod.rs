@@ -213,6 +213,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if hashes.len() != 1 {
         bail!("nodes disagree on the catalogue");
     }
+    entrust_townships(&cluster, &county).await?;
     week::run(&cluster).await.context("the working week of cases")?;
     boxes::run(&cluster).await.context("the daily box runs")?;
     let hall_item = people::run(&cluster).await.context("the service hall's people")?;
@@ -242,6 +243,39 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         tongban_domains::node::shutdown_signal().await;
     }
     cluster.stop_all().await;
+    Ok(())
+}
+
+/// Issues every township the county's two letters of entrustment (government-service items
+/// with the 行政审批委托专用章, public-service items with the 业务专用章), so each township can stamp
+/// the results of the entrusted items it issues.
+async fn entrust_townships(cluster: &Cluster, county: &NodeId) -> Result<()> {
+    let mut entrustment = pb::entrustment_client::EntrustmentClient::new(cluster.operator_channel(county).await?);
+    let townships: Vec<NodeId> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| id.tier() == Tier::Township)
+        .collect();
+    for (n, township) in townships.iter().enumerate() {
+        for class in [pb::Category::GovernmentService, pb::Category::PublicService] {
+            entrustment
+                .issue_letter(pb::EntrustmentLetter {
+                    township: township.to_string(),
+                    letter_number: format!("五政服委〔2026〕{}号", n + 1),
+                    letter_date: "2026-01-05".to_owned(),
+                    item_class: class as i32,
+                    item_codes: Vec::new(),
+                    revoked: false,
+                    seal: 0,
+                })
+                .await
+                .with_context(|| format!("the letter of entrustment to {township}"))?;
+        }
+    }
+    println!(
+        "county issued {} townships their letters of entrustment (委托书): 行政审批委托专用章 and 业务专用章 kept at each township",
+        townships.len()
+    );
     Ok(())
 }
 

@@ -231,8 +231,16 @@ struct Case {
     number: String,
     origin: NodeId,
     township: NodeId,
-    /// The seal its decision and result take, as pinned at acceptance.
+    /// The seal its result takes, as pinned at acceptance.
     seal: i32,
+}
+
+impl Case {
+    /// The seal its decision is stamped with: none for an entrusted item, decided by the county
+    /// and stamped by the township at issue.
+    fn decision_seal(&self) -> i32 {
+        if self.plan.route == Entrusted { 0 } else { self.seal }
+    }
 }
 
 impl Case {
@@ -682,7 +690,7 @@ impl Clerks {
             A::Decide(act::Decide {
                 approve: !refuse,
                 reason: opinion.to_owned(),
-                seal: case.seal,
+                seal: case.decision_seal(),
                 impressions: 1,
             }),
             A::Conclude(act::Conclude {

@@ -495,7 +495,12 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
             impressions,
         } => {
             let d = cases.detail(&case).await?;
-            let seal = seal.map(Seal::to_wire).unwrap_or(summary(&d)?.required_seal);
+            let s = summary(&d)?;
+            // An entrusted item's decision is the county's and unstamped: the township puts its
+            // entrusted seal on the result when it issues it.
+            let entrusted = s.delegation == pb::DelegationMode::Entrusted as i32;
+            let default_seal = if entrusted { 0 } else { s.required_seal };
+            let seal = seal.map(Seal::to_wire).unwrap_or(default_seal);
             let approve = approve && !refuse;
             cases
                 .act(
@@ -508,7 +513,13 @@ pub async fn run(conn: Connection, command: CaseCommand) -> Result<()> {
                     }),
                 )
                 .await?;
-            println!("decided under the {}", seal_name(seal));
+            if seal == 0 {
+                println!(
+                    "decided; no seal at the decision: the township stamps the result with its entrusted seal when it issues it"
+                );
+            } else {
+                println!("decided under the {}", seal_name(seal));
+            }
         }
         C::SendBack { case, to, reason } => {
             let d = cases.detail(&case).await?;

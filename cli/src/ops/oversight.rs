@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Subcommand;
-use tongban_domains::catalogue::SealType;
+use tongban_domains::catalogue::{Category, SealType};
 use tongban_proto::v1::{
     self as pb, oversight_client::OversightClient, ratings_client::RatingsClient, seals_client::SealsClient,
 };
@@ -36,6 +36,104 @@ pub enum SealsAction {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// County: issue, replace or revoke a township's letter of entrustment (授权委托书) for one
+    /// class of items, which lets it keep that class's entrusted seal and stamp results with it.
+    Letter {
+        /// The township: its name (水寨镇) or code.
+        #[arg(long, value_parser = crate::words::township)]
+        township: String,
+        /// The letter's number, e.g. 五政服委〔2026〕3号.
+        #[arg(long)]
+        number: String,
+        /// The letter's date, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// 政务服务 (government_service: 行政审批委托专用章) or 公共服务 (public_service: 业务专用章).
+        #[arg(long)]
+        class: String,
+        /// Only this basic item code (repeat for several); the whole class when omitted.
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// Withdraw the entrustment: the township may no longer use the seal.
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// The letters of entrustment this node knows (of one township, or every one).
+    Letters {
+        #[arg(long, value_parser = crate::words::township)]
+        township: Option<String>,
+    },
+}
+
+/// Issues one letter of entrustment at the county and prints it.
+async fn letter(
+    conn: Connection,
+    township: String,
+    number: String,
+    date: String,
+    class: &str,
+    items: Vec<String>,
+    revoke: bool,
+) -> Result<()> {
+    let class = Category::parse_term(class)
+        .ok_or_else(|| anyhow!("--class {class:?}: give 政务服务 (government_service) or 公共服务 (public_service)"))?;
+    let mut client = pb::entrustment_client::EntrustmentClient::new(conn.channel().await?);
+    let issued = client
+        .issue_letter(pb::EntrustmentLetter {
+            township,
+            letter_number: number,
+            letter_date: date,
+            item_class: class.to_wire(),
+            item_codes: items,
+            revoked: revoke,
+            seal: 0,
+        })
+        .await
+        .map_err(|s| conn.explain(s))?
+        .into_inner();
+    println!("{}", letter_line(&issued));
+    println!("（委托书随同步下发到该乡镇）");
+    Ok(())
+}
+
+async fn letters(conn: Connection, township: Option<String>) -> Result<()> {
+    let mut client = pb::entrustment_client::EntrustmentClient::new(conn.channel().await?);
+    let listed = client
+        .list_letters(pb::ListLettersRequest {
+            township: township.unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| conn.explain(s))?
+        .into_inner();
+    if listed.letters.is_empty() {
+        println!("no letters of entrustment yet; the county issues them with tongban seals letter");
+    }
+    for l in &listed.letters {
+        println!("{}", letter_line(l));
+    }
+    Ok(())
+}
+
+/// `水寨镇 441424100  五政服委〔2026〕3号 2026-01-15  政务服务事项 → 行政审批委托专用章  全部事项`.
+fn letter_line(l: &pb::EntrustmentLetter) -> String {
+    let class = Category::from_wire(l.item_class, "item_class")
+        .map(|c| c.label_zh().to_owned())
+        .unwrap_or_else(|_| "?".to_owned());
+    let seal = SealType::from_wire(l.seal, "seal")
+        .map(|s| s.label_zh().to_owned())
+        .unwrap_or_else(|_| "?".to_owned());
+    let scope = if l.item_codes.is_empty() {
+        "全部事项".to_owned()
+    } else {
+        format!("仅 {}", l.item_codes.join("、"))
+    };
+    format!(
+        "{}  {} {}  {class} → {seal}  {scope}{}",
+        place(&l.township),
+        l.letter_number,
+        l.letter_date,
+        if l.revoked { "  （已撤回）" } else { "" }
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,13 +156,24 @@ pub enum RatingAction {
 }
 
 pub async fn seals(conn: Connection, action: SealsAction) -> Result<()> {
-    let SealsAction::List {
-        seal,
-        from,
-        to,
-        township,
-        csv,
-    } = action;
+    let (seal, from, to, township, csv) = match action {
+        SealsAction::List {
+            seal,
+            from,
+            to,
+            township,
+            csv,
+        } => (seal, from, to, township, csv),
+        SealsAction::Letter {
+            township,
+            number,
+            date,
+            class,
+            items,
+            revoke,
+        } => return letter(conn, township, number, date, &class, items, revoke).await,
+        SealsAction::Letters { township } => return letters(conn, township).await,
+    };
     let seal = match seal {
         None => 0,
         Some(name) => SealType::parse_term(&name)

@@ -76,7 +76,7 @@ pub use model::{
 };
 pub use rules::{
     MAX_APPROVER_CHARS, MAX_EXTENSION_DAYS, MAX_EXTENSIONS, MAX_REASON_CHARS, Refusal, RefusalCode, SealLabel,
-    Transition, check_seal, decide, decider, required_seal, tiers_for,
+    Transition, check_seal, decide, decider, decision_seal, required_seal, tiers_for,
 };
 pub use view::{CaseView, DecisionRecord, ExtensionRecord, PauseInterval, RatingRecord, StageRecord, Submission};
 

@@ -281,12 +281,16 @@ pub enum CaseAction {
     StartHandling,
     SubmitForReview,
     /// The decision (审批决定). `reason` is required when refusing and is the approver's opinion
-    /// otherwise; `seal` names the seal the decision is made under and must be the item's;
-    /// `impressions` is how many times it is stamped, for the seal register (at least 1).
+    /// otherwise; `seal` is the seal the decision is stamped with where the deciding tier keeps
+    /// it ([`crate::case::decision_seal`]: the township's approval seal, the county department's),
+    /// and `None` for an entrusted item: the county decides, and the township stamps the result
+    /// with the entrusted seal it holds when it issues it. `impressions` is how many times it is
+    /// stamped, for the seal register (at least 1).
     Decide {
         approve: bool,
         reason: String,
-        seal: SealType,
+        #[serde(default)]
+        seal: Option<SealType>,
         #[serde(default = "one")]
         impressions: u32,
     },

@@ -104,6 +104,10 @@ pub enum Refusal {
         "catalogue version {given} is older than version {current} this case already runs under; update the catalogue first"
     )]
     StaleCatalogue { current: u64, given: u64 },
+    /// A decision stamped where the item's seal is not kept, or unstamped where it is.
+    /// → `FAILED_PRECONDITION`.
+    #[error("{0}")]
+    SealAtDecision(String),
     /// The operator is not on the acting node's roster, or their posts do not allow the action
     /// (the sentence names who may). → `PERMISSION_DENIED`.
     #[error("{0}")]
@@ -156,7 +160,8 @@ impl Refusal {
             | Refusal::NotImmediate { .. }
             | Refusal::OutcomeMismatch { .. }
             | Refusal::StaleCatalogue { .. }
-            | Refusal::AlreadyExtended { .. } => RefusalCode::FailedPrecondition,
+            | Refusal::AlreadyExtended { .. }
+            | Refusal::SealAtDecision(_) => RefusalCode::FailedPrecondition,
             Refusal::WrongTier { .. } | Refusal::WrongRole { .. } | Refusal::Post(_) => RefusalCode::PermissionDenied,
             Refusal::MissingReason { .. } | Refusal::Invalid { .. } => RefusalCode::InvalidArgument,
         }
@@ -237,6 +242,40 @@ fn tier_names(tiers: &[Tier]) -> String {
 /// The seal the case's results are stamped with: [`SealType::derive`] of the pinned terms.
 pub fn required_seal(view: &CaseView) -> SealType {
     view.terms.seal()
+}
+
+/// The seal a decision on `view` is stamped with: where the deciding tier keeps the item's seal
+/// (the township's approval seal, the county department's), and none for an entrusted item,
+/// whose decision is the county's but whose seal the township holds under its letter of
+/// entrustment and puts on the result when it issues it.
+pub fn decision_seal(view: &CaseView) -> Option<SealType> {
+    match view.terms.delegation {
+        DelegationMode::Entrusted => None,
+        DelegationMode::Authorised | DelegationMode::NotDelegated => Some(required_seal(view)),
+    }
+}
+
+/// Refuses a decision stamped otherwise than [`decision_seal`] says.
+fn check_decision_seal(view: &CaseView, given: Option<SealType>) -> Result<(), Refusal> {
+    match (decision_seal(view), given) {
+        (None, None) => Ok(()),
+        (Some(expected), Some(given)) => check_seal(view, given).and(if expected == given {
+            Ok(())
+        } else {
+            Err(Refusal::WrongSeal {
+                expected: SealLabel(expected),
+                given: SealLabel(given),
+            })
+        }),
+        (None, Some(given)) => Err(Refusal::SealAtDecision(format!(
+            "委托事项由县级部门审批决定，决定时不盖章：{}由乡镇按委托书保管，出件时由乡镇印章管理员加盖；下一步：不带印章作出决定",
+            given.label_zh()
+        ))),
+        (Some(expected), None) => Err(Refusal::SealAtDecision(format!(
+            "本事项的决定须加盖{}；下一步：带上该印章作出决定",
+            expected.label_zh()
+        ))),
+    }
 }
 
 /// Refuses a seal other than [`required_seal`]: one class of item, one seal.
@@ -531,7 +570,7 @@ fn next(case: &CaseView, action: &CaseAction) -> Result<(CaseState, NodeId), Ref
                 require_reason(kind, reason)?;
             }
             check_impressions(kind, *impressions)?;
-            check_seal(case, *seal)?;
+            check_decision_seal(case, *seal)?;
             stay(S::Decision { approved: *approve })
         }
         (S::Review, A::SendBack { to_stage, reason }) if *to_stage == WorkStage::Handling => {

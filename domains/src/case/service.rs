@@ -252,6 +252,11 @@ impl cases_server::Cases for CasesApi {
                 paper_warning = sentence;
             }
         }
+        // An entrusted item's result is stamped with the township's entrusted seal, which it
+        // holds only under the county's letter for the item's class.
+        if matches!(action, CaseAction::Issue { .. }) {
+            self.store.check_entrusted_issue(&view).await.map_err(status)?;
+        }
         let view = self.store.act_on_case(&id, action, &principal).await.map_err(status)?;
         tracing::info!(case = %view.id, action = kind.as_str(), state = %view.state, holder = %view.holder, "case step");
         let mut summary = wire::summary(&view);

@@ -117,7 +117,13 @@ fn accept(delegation: DelegationMode, category: Category, immediate: bool) -> Ca
     }
 }
 
-fn decide_approve(seal: SealType) -> CaseAction {
+/// An approving decision for an item whose seal is `item_seal`, stamped as `decision_seal`
+/// says: the entrusted seals are the township's and never go on the county's decision.
+fn decide_approve(item_seal: SealType) -> CaseAction {
+    let seal = match item_seal {
+        SealType::EntrustedApproval | SealType::Business => None,
+        other => Some(other),
+    };
     CaseAction::Decide {
         approve: true,
         reason: "材料齐全，符合法定条件".to_owned(),
@@ -256,7 +262,8 @@ fn entrusted_item_goes_to_the_county_back_office_and_back() {
         assert_eq!(v.issued_seal, Some(seal));
         assert_eq!(
             v.decision.as_ref().map(|d| (d.at_node.as_str(), d.seal)),
-            Some((COUNTY, seal))
+            Some((COUNTY, None)),
+            "the county decides an entrusted item without stamping the township's seal"
         );
         let stages: Vec<(&str, ActionKind)> = v
             .history
@@ -310,7 +317,15 @@ fn not_delegated_item_is_decided_by_the_county_department_and_issued_at_the_town
         .step(COUNTY, CaseAction::StartHandling)
         .step(COUNTY, CaseAction::SubmitForReview);
     assert_eq!(
-        f.refuse(COUNTY, decide_approve(SealType::EntrustedApproval)),
+        f.refuse(
+            COUNTY,
+            CaseAction::Decide {
+                approve: true,
+                reason: String::new(),
+                seal: Some(SealType::EntrustedApproval),
+                impressions: 1,
+            }
+        ),
         Refusal::WrongSeal {
             expected: SealLabel(SealType::County),
             given: SealLabel(SealType::EntrustedApproval)
@@ -321,7 +336,7 @@ fn not_delegated_item_is_decided_by_the_county_department_and_issued_at_the_town
         CaseAction::Decide {
             approve: false,
             reason: "不符合法定条件".to_owned(),
-            seal: SealType::County,
+            seal: Some(SealType::County),
             impressions: 1,
         },
     )
@@ -1040,7 +1055,7 @@ fn reasons_are_required() {
         (St::Review, |reason| CaseAction::Decide {
             approve: false,
             reason,
-            seal: SealType::TownshipApproval,
+            seal: Some(SealType::TownshipApproval),
             impressions: 1,
         }),
         (St::DecisionRefused, |reason| CaseAction::Conclude {
@@ -1075,7 +1090,7 @@ fn reasons_are_required() {
     let plain = CaseAction::Decide {
         approve: true,
         reason: String::new(),
-        seal: SealType::TownshipApproval,
+        seal: Some(SealType::TownshipApproval),
         impressions: 1,
     };
     let t = decide(&view, &plain, &operator(TOWNSHIP, 5)).unwrap();
@@ -1453,20 +1468,40 @@ fn one_class_of_item_one_seal() {
             let review = view_in(St::Review, mode, category, false, decider_tier);
             assert_eq!(required_seal(&review), expected);
             let ready = view_in(St::ResultReady, mode, category, false, Tier::Township);
+            // An entrusted item's decision is the county's and unstamped; the others are
+            // stamped with the item's seal, like every issue.
+            let by_decider = operator(node_of(decider_tier).as_str(), 5);
+            let unstamped = CaseAction::Decide {
+                approve: true,
+                reason: String::new(),
+                seal: None,
+                impressions: 1,
+            };
+            let got = decide(&review, &unstamped, &by_decider);
+            if mode == DelegationMode::Entrusted {
+                assert!(got.is_ok(), "{mode} {category}: {got:?}");
+                assert_eq!(decision_seal(&review), None);
+            } else {
+                assert!(
+                    matches!(got, Err(Refusal::SealAtDecision(_))),
+                    "{mode} {category}: {got:?}"
+                );
+                assert_eq!(decision_seal(&review), Some(expected));
+            }
             for &given in SealType::ALL {
                 let d = CaseAction::Decide {
                     approve: true,
                     reason: String::new(),
-                    seal: given,
+                    seal: Some(given),
                     impressions: 1,
                 };
                 let i = CaseAction::Issue {
                     seal: given,
                     impressions: 1,
                 };
-                let by_decider = operator(node_of(decider_tier).as_str(), 5);
                 let by_township = operator(TOWNSHIP, 5);
-                for (view, action, actor) in [(&review, d, by_decider), (&ready, i, by_township)] {
+                let decision = (mode != DelegationMode::Entrusted).then_some((&review, d, by_decider.clone()));
+                for (view, action, actor) in decision.into_iter().chain([(&ready, i, by_township)]) {
                     let got = decide(view, &action, &actor);
                     if given == expected {
                         assert!(got.is_ok(), "{mode} {category} {given}");

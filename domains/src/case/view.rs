@@ -58,7 +58,10 @@ pub struct StageRecord {
 pub struct DecisionRecord {
     pub approved: bool,
     pub reason: Option<String>,
-    pub seal: SealType,
+    /// `None` for an entrusted item's decision, which is not stamped (see
+    /// [`crate::case::decision_seal`]).
+    #[serde(default)]
+    pub seal: Option<SealType>,
     pub by: String,
     /// The approver, when the deciding node keeps a roster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

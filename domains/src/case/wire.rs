@@ -255,7 +255,7 @@ pub fn action_to_wire(action: &CaseAction) -> pb::CaseAction {
         } => Some(W::Decide(act::Decide {
             approve: *approve,
             reason: reason.clone(),
-            seal: seal_wire(*seal),
+            seal: seal.map(seal_wire).unwrap_or_default(),
             impressions: *impressions,
         })),
         CaseAction::Conclude { outcome } => Some(W::Conclude(act::Conclude {
@@ -330,7 +330,11 @@ pub fn action_from_wire_with(
         W::Decide(a) => CaseAction::Decide {
             approve: a.approve,
             reason: a.reason,
-            seal: seal_from(a.seal, "action.decide.seal")?,
+            // Unset: an unstamped decision (an entrusted item's).
+            seal: match a.seal {
+                0 => None,
+                n => Some(seal_from(n, "action.decide.seal")?),
+            },
             // Unset on the wire means one impression.
             impressions: a.impressions.max(1),
         },
@@ -574,7 +578,7 @@ pub fn detail(view: &CaseView, calendar: &WorkingCalendar) -> pb::CaseDetail {
         decided: decision.is_some(),
         decision_approved: decision.is_some_and(|d| d.approved),
         decision_reason: decision.and_then(|d| d.reason.clone()).unwrap_or_default(),
-        decision_seal: decision.map(|d| d.seal.to_wire()).unwrap_or_default(),
+        decision_seal: decision.and_then(|d| d.seal).map(SealType::to_wire).unwrap_or_default(),
         // The approver by name and post when the deciding node keeps a roster.
         decision_by: decision
             .map(|d| d.staff.as_ref().map(|s| s.to_string()).unwrap_or_else(|| d.by.clone()))
@@ -636,7 +640,7 @@ mod tests {
             CaseAction::Decide {
                 approve: false,
                 reason: "不符合条件".to_owned(),
-                seal: SealType::Business,
+                seal: Some(SealType::County),
                 impressions: 2,
             },
             CaseAction::Conclude {

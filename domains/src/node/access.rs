@@ -36,6 +36,8 @@ pub const DOMAIN_RPCS: AccessTable = &[
     ("/tongban.v1.Custody/ListAnomalies", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Custody/NoteAnomaly", Policy::OperatorHere),
     ("/tongban.v1.Custody/ExportEpcis", Policy::OperatorAtOrAbove),
+    ("/tongban.v1.Entrustment/IssueLetter", Policy::CountyOperator),
+    ("/tongban.v1.Entrustment/ListLetters", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Staff/PutMember", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Staff/PutWindow", Policy::OperatorAtOrAbove),
     ("/tongban.v1.Staff/ListStaff", Policy::OperatorAtOrAbove),
@@ -103,6 +105,16 @@ impl IntoStatus for crate::store::RectificationError {
             RectificationError::Closed(m) => Status::failed_precondition(m),
             RectificationError::NotHandler(m) => Status::permission_denied(m),
             RectificationError::Store(e) => e.into_status(),
+        }
+    }
+}
+
+impl IntoStatus for crate::oversight::letters::LetterRefusal {
+    fn into_status(self) -> Status {
+        use crate::oversight::letters::LetterRefusal;
+        match self {
+            LetterRefusal::NotHeld(m) | LetterRefusal::OutOfScope(m) => Status::failed_precondition(m),
+            LetterRefusal::Store(e) => e.into_status(),
         }
     }
 }

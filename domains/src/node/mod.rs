@@ -368,6 +368,11 @@ pub async fn start<L: Listen>(spec: NodeSpec<L>, plan: TierPlan) -> Result<NodeH
         .add_service(mounted.serving(crate::staff::service::server(store.clone())).await)
         .add_service(
             mounted
+                .serving(crate::oversight::service::entrustment_server(store.clone()))
+                .await,
+        )
+        .add_service(
+            mounted
                 .serving(
                     NodeServer::new(api.clone())
                         .accept_compressed(CompressionEncoding::Gzip)

@@ -57,12 +57,20 @@ impl Projection for OversightProjection {
 
     // Registered after the case projection: a step's meaning is read from what it folded.
     fn kinds(&self) -> &'static [EventKind] {
-        &[EventKind::CaseStep, EventKind::RectificationResponse]
+        &[
+            EventKind::CaseStep,
+            EventKind::RectificationResponse,
+            EventKind::EntrustmentLetter,
+        ]
     }
 
-    // A rectification response belongs to its case and travels exactly like its steps.
+    // A rectification response belongs to its case and travels exactly like its steps; a letter
+    // of entrustment comes down from the county.
     fn check_authorship(&self, event: &CheckedEvent) -> Result<(), EventError> {
-        crate::case::projection::check_case_authorship(event)
+        match &event.body {
+            Body::EntrustmentLetter(_) => crate::oversight::letters::check_letter_authorship(event),
+            _ => crate::case::projection::check_case_authorship(event),
+        }
     }
 
     fn migrations(&self, backend: Backend) -> Option<sqlx::migrate::Migrator> {
@@ -84,6 +92,9 @@ impl Projection for OversightProjection {
                     Ok(FoldOutcome::Applied)
                 }
                 Body::RectificationResponse(body) => Ok(FoldOutcome::from(fold_response(cx.tx, event, body).await?)),
+                Body::EntrustmentLetter(body) => Ok(FoldOutcome::from(
+                    crate::oversight::letters::fold_letter(cx.tx, event, body).await?,
+                )),
                 _ => Ok(FoldOutcome::refused("not an oversight event")),
             }
         })
@@ -312,7 +323,12 @@ async fn record_step(
 ) -> Result<(), StoreError> {
     let stamped_by = person(&t.by.to_string(), t.staff.as_ref());
     let (seal, impressions, approver) = match &t.action {
-        CaseAction::Decide { seal, impressions, .. } => (*seal, *impressions, stamped_by.clone()),
+        // An entrusted item's decision is not stamped: the township stamps the result.
+        CaseAction::Decide {
+            seal: Some(seal),
+            impressions,
+            ..
+        } => (*seal, *impressions, stamped_by.clone()),
         CaseAction::Issue { seal, impressions } => (
             *seal,
             *impressions,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use tongban_proto::v1::{self as pb, oversight_server, ratings_server, seals_server};
+use tongban_proto::v1::{self as pb, entrustment_server, oversight_server, ratings_server, seals_server};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
@@ -39,6 +39,40 @@ pub fn ratings_server(store: Arc<Store>) -> ratings_server::RatingsServer<Oversi
     ratings_server::RatingsServer::new(OversightApi { store })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
+}
+
+/// The `Entrustment` service as a node serves it.
+pub fn entrustment_server(store: Arc<Store>) -> entrustment_server::EntrustmentServer<OversightApi> {
+    entrustment_server::EntrustmentServer::new(OversightApi { store })
+}
+
+#[tonic::async_trait]
+impl entrustment_server::Entrustment for OversightApi {
+    async fn issue_letter(
+        &self,
+        request: Request<pb::EntrustmentLetter>,
+    ) -> Result<Response<pb::EntrustmentLetter>, Status> {
+        let principal = caller(&request)?;
+        let letter = crate::oversight::letters::letter_from_wire(request.get_ref())
+            .map_err(|(field, message)| Status::invalid_argument(format!("{field}: {message}")))?;
+        let letter = self.store.issue_letter(&letter, &principal).await.map_err(status)?;
+        tracing::info!(township = %letter.township, class = letter.class.as_str(), number = %letter.number, revoked = letter.revoked, "letter of entrustment issued");
+        Ok(Response::new(crate::oversight::letters::letter_to_wire(&letter)))
+    }
+
+    async fn list_letters(
+        &self,
+        request: Request<pb::ListLettersRequest>,
+    ) -> Result<Response<pb::ListLettersResponse>, Status> {
+        let township = match request.get_ref().township.trim() {
+            "" => None,
+            t => Some(NodeId::new(t).map_err(|e| Status::invalid_argument(format!("township: {e}")))?),
+        };
+        let letters = self.store.letters(township.as_ref()).await.map_err(status)?;
+        Ok(Response::new(pb::ListLettersResponse {
+            letters: letters.iter().map(crate::oversight::letters::letter_to_wire).collect(),
+        }))
+    }
 }
 
 /// The `Oversight` service as a node serves it.
